@@ -1,0 +1,401 @@
+"""Low-loss paths between minima and the barcode of the minima they give.
+
+For every pair of minima a path is optimized (all pairs and all path points in one
+batched objective call per step), then re-evaluated densely, including points between
+the optimized ones. The maximum along the path is the saddle estimate, an upper bound on
+the minimax height of the pair. Kruskal's algorithm over these heights, as in
+:func:`toscore.graph_barcode`, gives the H0 barcode of the minima.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .barcode import Barcode, graph_barcode
+from .objectives import value_and_grad
+
+__all__ = ["MinimaBarcode", "minima_barcode", "PATH_METHODS"]
+
+logger = logging.getLogger("toscore")
+
+PATH_METHODS = ("neb", "linear")
+_MAX_STEP_FRACTION = 0.1
+
+
+@dataclass
+class MinimaBarcode:
+    """Barcode of a set of minima with every path behind it.
+
+    Attributes
+    ----------
+    minima_values : ndarray of float64, shape (N,)
+        Objective value at each minimum.
+    pairs : ndarray of int64, shape (M, 2)
+        Index pairs ``(i, j)``, ``i < j``, of the M = N(N-1)/2 paths.
+    saddle_values : ndarray of float64, shape (M,)
+        Maximum of the dense profile of each pair's path: an upper bound on the minimax
+        height between the two minima, up to the resolution of the profile.
+    paths : list of Tensor
+        For each pair, the polyline of shape ``(K_m, D)`` whose profile gave the saddle
+        value; row 0 is minimum ``i``, the last row minimum ``j``. On the CPU.
+    profile_positions, profile_values : list of ndarray of float64
+        For each pair, the positions along the path (fraction of its length, in [0, 1],
+        increasing) and objective values of the dense re-evaluation, shape ``(S_m,)``.
+        The first and last values are the minima's own values.
+    barcode : Barcode
+        H0 barcode of the complete graph on the minima with edge values
+        ``saddle_values``; vertex ``i`` is minimum ``i``.
+    method : str
+        Path method, ``"neb"`` or ``"linear"``.
+    settings : dict
+        Every parameter that determined the paths.
+    """
+
+    minima_values: np.ndarray
+    pairs: np.ndarray
+    saddle_values: np.ndarray
+    paths: list
+    profile_positions: list
+    profile_values: list
+    barcode: Barcode
+    method: str
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def saddle_matrix(self) -> np.ndarray:
+        """Symmetric ``(N, N)`` matrix of saddle values; the diagonal holds the minima values."""
+        matrix = np.diag(self.minima_values)
+        matrix[self.pairs[:, 0], self.pairs[:, 1]] = self.saddle_values
+        matrix[self.pairs[:, 1], self.pairs[:, 0]] = self.saddle_values
+        return matrix
+
+    @property
+    def segments(self) -> pd.DataFrame:
+        """Finite minima segments: one row per non-global minimum.
+
+        Columns: ``minimum`` (index), ``birth`` (its loss), ``death`` (the saddle),
+        ``length``, ``saddle_pair`` (the pair of minima whose path holds the saddle) and
+        ``merged_into`` (the lower minimum it merges with).
+        """
+        bars = self.barcode
+        return pd.DataFrame(
+            {
+                "minimum": bars.birth_vertex,
+                "birth": bars.birth,
+                "death": bars.death,
+                "length": bars.lengths,
+                "saddle_pair": [tuple(self.pairs[e].tolist()) for e in bars.death_edge],
+                "merged_into": bars.merge_vertex,
+            }
+        )
+
+    def to_score(self, ord: float = 2) -> float:
+        """TO-score of the minima barcode; see :func:`toscore.to_score`."""
+        return self.barcode.to_score(ord=ord)
+
+
+def minima_barcode(
+    objective,
+    minima: torch.Tensor,
+    method: str = "neb",
+    *,
+    n_points: int = 8,
+    n_steps: int = 200,
+    n_insertions: int = 4,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    spring: float = 1.0,
+    climb: bool = True,
+    dense: int = 8,
+    refine: int = 2,
+    progress: bool = False,
+) -> MinimaBarcode:
+    """Optimize a path between every pair of minima and build their H0 barcode.
+
+    Parameters
+    ----------
+    objective : callable
+        Maps a ``(P, D)`` tensor to ``(P,)`` values, differentiable with autograd; a
+        :class:`toscore.NetworkObjective` or any analytic function.
+    minima : Tensor, shape (N, D)
+        One flat parameter vector per row, N >= 2.
+    method : {"neb", "linear"}, default "neb"
+        ``"neb"``: nudged elastic band with a climbing image, started from the straight
+        segment, with one point inserted per path after each round where the dense
+        profile between two neighbours rises highest. ``"linear"``: the straight
+        segment, a baseline.
+    n_points : int, default 8
+        Points per path at the start, both minima included (>= 3 for NEB).
+    n_steps : int, default 200
+        NEB steps per round; there are ``n_insertions + 1`` rounds.
+    n_insertions : int, default 4
+        Points inserted per path, one after each round but the last.
+    lr, momentum : float
+        Step size and heavy-ball momentum of the NEB update, ``x += lr * v`` with
+        ``v = momentum * v + force``.
+    spring : float, default 1.0
+        Spring constant that keeps neighbouring points evenly spaced, in units of
+        objective value per squared parameter distance.
+    climb : bool, default True
+        From the middle of the first round on, the highest interior point of each path
+        climbs to the saddle (gradient along the path reversed, no spring).
+    dense : int, default 8
+        Evaluations per path segment in the re-evaluation (and the insertion rule).
+    refine : int, default 2
+        Times the grid is refined around each path's maximum, each time ``dense`` new
+        points over the two grid cells next to the current maximum.
+    progress : bool, default False
+        Show a progress bar over NEB steps.
+
+    Returns
+    -------
+    MinimaBarcode
+
+    Raises
+    ------
+    ValueError
+        For fewer than two minima, an unknown method or a non-positive setting.
+
+    Notes
+    -----
+    Each saddle value is the maximum of the path's profile, an upper bound on the true
+    minimax height only up to sampling: a barrier narrower than the dense spacing along
+    the final path can be missed, and a poorly converged path overestimates the saddle
+    and lengthens bars. For every pair the best path over all rounds (the starting
+    straight segment included) is kept, so NEB never reports a higher saddle than the
+    straight segment evaluated on the same grid. Barcodes therefore depend on
+    ``n_points``, ``dense`` and the optimizer settings; record them with the results
+    (``settings``).
+    """
+    if method not in PATH_METHODS:
+        raise ValueError(f"unknown path method {method!r}; expected one of {list(PATH_METHODS)}")
+    minima = torch.as_tensor(minima)
+    if minima.ndim != 2 or len(minima) < 2:
+        raise ValueError(f"minima must have shape (N, D) with N >= 2; got {tuple(minima.shape)}")
+    minimum_points = 3 if method == "neb" else 2
+    for name, value, least in (("n_points", n_points, minimum_points), ("n_steps", n_steps, 0),
+                               ("n_insertions", n_insertions, 0), ("dense", dense, 1),
+                               ("refine", refine, 0)):
+        if value < least:
+            raise ValueError(f"{name} must be >= {least} for method {method!r}; got {value}")
+    settings = dict(method=method, n_points=n_points, n_steps=n_steps, n_insertions=n_insertions,
+                    lr=lr, momentum=momentum, spring=spring, climb=climb, dense=dense, refine=refine)
+
+    with torch.no_grad():
+        end_values = objective(minima).detach()  # (N,)
+    n_minima = len(minima)
+    pairs = torch.combinations(torch.arange(n_minima), r=2)  # (M, 2)
+    fractions = torch.linspace(0, 1, n_points, dtype=minima.dtype, device=minima.device)
+    starts, ends = minima[pairs[:, 0]], minima[pairs[:, 1]]  # (M, D) each
+    paths = starts[:, None] + fractions[None, :, None] * (ends - starts)[:, None]  # (M, K, D)
+    values_at_ends = torch.stack([end_values[pairs[:, 0]], end_values[pairs[:, 1]]], dim=1)  # (M, 2)
+
+    best = _Best(len(pairs))
+    best.update(paths, *_dense_profile(objective, paths, values_at_ends, dense, refine))
+    if method == "neb":
+        rounds = n_insertions + 1
+        bar = tqdm(total=rounds * n_steps, desc="optimizing paths", disable=not progress)
+        for round_index in range(rounds):
+            paths = _neb_round(objective, paths, values_at_ends, n_steps, lr, momentum, spring,
+                               climb_from=(n_steps // 2 if round_index == 0 else 0) if climb else None,
+                               bar=bar)
+            profile = _dense_profile(objective, paths, values_at_ends, dense, refine)
+            best.update(paths, *profile)
+            if round_index < rounds - 1:
+                paths = _insert_points(paths, *profile)
+        bar.close()
+
+    saddles = best.maxima()
+    barcode = graph_barcode(end_values.double().cpu().numpy(), pairs.numpy(), saddles)
+    logger.info("minima barcode (%s): %d minima, TO-score %.4g", method, n_minima, barcode.to_score())
+    return MinimaBarcode(
+        minima_values=end_values.double().cpu().numpy(),
+        pairs=pairs.numpy().astype(np.int64),
+        saddle_values=saddles,
+        paths=best.paths,
+        profile_positions=best.positions,
+        profile_values=best.values,
+        barcode=barcode,
+        method=method,
+        settings=settings,
+    )
+
+
+class _Best:
+    """Per pair, the path with the lowest profile maximum seen so far."""
+
+    def __init__(self, n_pairs: int) -> None:
+        self.paths = [None] * n_pairs
+        self.positions = [None] * n_pairs
+        self.values = [None] * n_pairs
+        self._maxima = np.full(n_pairs, np.inf)
+
+    def update(self, paths: torch.Tensor, positions: torch.Tensor, values: torch.Tensor) -> None:
+        fractions = _arclength_fractions(paths, positions)  # (M, S)
+        values64 = values.double().cpu().numpy()
+        maxima = values64.max(axis=1)
+        for m in np.flatnonzero(maxima < self._maxima):  # bookkeeping on M small arrays
+            self._maxima[m] = maxima[m]
+            self.paths[m] = paths[m].detach().cpu().clone()
+            self.positions[m] = fractions[m]
+            self.values[m] = values64[m]
+
+    def maxima(self) -> np.ndarray:
+        return self._maxima.copy()
+
+
+def _neb_round(objective, paths, values_at_ends, n_steps, lr, momentum, spring, climb_from, bar):
+    """Run ``n_steps`` NEB updates on the interior points of every path at once."""
+    n_paths, n_points, dim = paths.shape
+    paths = paths.clone()
+    velocity = torch.zeros_like(paths[:, 1:-1])  # (M, K-2, D)
+    for step in range(n_steps):
+        interior = paths[:, 1:-1].reshape(-1, dim)  # (M*(K-2), D)
+        values, grads = value_and_grad(objective, interior)
+        values = values.reshape(n_paths, n_points - 2)
+        grads = grads.reshape(n_paths, n_points - 2, dim)
+        all_values = torch.cat([values_at_ends[:, :1], values, values_at_ends[:, 1:]], dim=1)  # (M, K)
+
+        # Tangent at each interior point, and the spring and perpendicular forces.
+        tangent, forward_length, backward_length = _tangents(paths, all_values)
+        along = (grads * tangent).sum(-1, keepdim=True)  # (M, K-2, 1)
+        force = -(grads - along * tangent) + spring * (forward_length - backward_length) * tangent
+
+        # The climbing image follows the gradient with its component along the path reversed.
+        if climb_from is not None and step >= climb_from:
+            top = values.argmax(dim=1)  # (M,)
+            rows = torch.arange(n_paths, device=paths.device)
+            force[rows, top] = -grads[rows, top] + 2 * along[rows, top] * tangent[rows, top]
+
+        # Heavy-ball step, capped per point at a tenth of the path's mean spacing so that
+        # a step size too large for a stiff direction cannot fling points off the path.
+        velocity.mul_(momentum).add_(force)
+        step_vectors = lr * velocity  # (M, K-2, D)
+        spacing = (paths[:, 1:] - paths[:, :-1]).norm(dim=-1).mean(dim=1)  # (M,)
+        cap = (_MAX_STEP_FRACTION * spacing)[:, None, None]
+        norms = step_vectors.norm(dim=-1, keepdim=True)
+        paths[:, 1:-1] += step_vectors * torch.clamp(cap / norms.clamp_min(1e-30), max=1.0)
+        bar.update(1)
+    return paths
+
+
+def _tangents(paths, values):
+    """Upwind tangents of the interior points (Henkelman and Jonsson, 2000).
+
+    Returns the unit tangents ``(M, K-2, D)`` and the lengths of the forward and
+    backward segments ``(M, K-2, 1)``.
+    """
+    forward = paths[:, 2:] - paths[:, 1:-1]  # (M, K-2, D)
+    backward = paths[:, 1:-1] - paths[:, :-2]
+    v_prev, v_here, v_next = values[:, :-2], values[:, 1:-1], values[:, 2:]  # (M, K-2) each
+    rise_next, rise_prev = v_next - v_here, v_prev - v_here
+    big = torch.maximum(rise_next.abs(), rise_prev.abs())[..., None]
+    small = torch.minimum(rise_next.abs(), rise_prev.abs())[..., None]
+    next_higher = (v_next > v_prev)[..., None]
+    mixed = torch.where(next_higher, forward * big + backward * small, forward * small + backward * big)
+    uphill = ((v_next > v_here) & (v_here > v_prev))[..., None]
+    downhill = ((v_next < v_here) & (v_here < v_prev))[..., None]
+    tangent = torch.where(uphill, forward, torch.where(downhill, backward, mixed))
+    tangent = tangent / tangent.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+    return tangent, forward.norm(dim=-1, keepdim=True), backward.norm(dim=-1, keepdim=True)
+
+
+def _dense_profile(objective, paths, values_at_ends, dense, refine):
+    """Evaluate every path on a grid of ``dense`` points per segment, refined at its maximum.
+
+    Positions ``u`` run from 0 to K-1 along each polyline: segment ``floor(u)`` at
+    fraction ``u - floor(u)``. Returns positions and values, both ``(M, S)``, sorted by
+    position. The end values are the minima's own values, not re-evaluated.
+    """
+    n_paths, n_points, _ = paths.shape
+    grid = torch.arange((n_points - 1) * dense + 1, device=paths.device, dtype=paths.dtype) / dense
+    positions = grid.expand(n_paths, -1)  # (M, S0)
+    values = _values_at(objective, paths, positions[:, 1:-1])
+    values = torch.cat([values_at_ends[:, :1], values, values_at_ends[:, 1:]], dim=1)
+
+    # Zoom in around each path's maximum: `dense` new points over the neighbouring cells.
+    spacing = 1.0 / dense
+    for _ in range(refine):
+        top = positions.gather(1, values.argmax(dim=1, keepdim=True))  # (M, 1)
+        offsets = torch.linspace(-spacing, spacing, dense + 2, device=paths.device, dtype=paths.dtype)[1:-1]
+        extra = (top + offsets).clamp(0, n_points - 1)  # (M, dense)
+        positions = torch.cat([positions, extra], dim=1)
+        values = torch.cat([values, _values_at(objective, paths, extra)], dim=1)
+        spacing = 2 * spacing / (dense + 1)
+
+    order = positions.argsort(dim=1, stable=True)
+    return positions.gather(1, order), values.gather(1, order)
+
+
+@torch.no_grad()
+def _values_at(objective, paths, positions, chunk: int = 4096):
+    """Objective values at positions ``(M, S)`` along the polylines ``(M, K, D)``.
+
+    Points are built chunk by chunk so that ``M * S * D`` never has to fit in memory.
+    """
+    n_paths, n_points, dim = paths.shape
+    segment = positions.floor().long().clamp(max=n_points - 2)  # (M, S)
+    fraction = (positions - segment).reshape(-1, 1)  # (M*S, 1)
+    path_index = torch.arange(n_paths, device=paths.device).repeat_interleave(positions.shape[1])
+    segment = segment.reshape(-1)
+    values = []
+    for start in range(0, len(segment), chunk):
+        rows = slice(start, start + chunk)
+        a = paths[path_index[rows], segment[rows]]  # (chunk, D)
+        b = paths[path_index[rows], segment[rows] + 1]
+        values.append(objective(a + fraction[rows] * (b - a)).detach())
+    return torch.cat(values).reshape(positions.shape)
+
+
+def _insert_points(paths, positions, values):
+    """Insert one point per path where the profile rises highest above its two neighbours.
+
+    The new point goes to the position of the profile maximum inside the segment whose
+    maximum exceeds the larger of its endpoint values the most. Returns ``(M, K+1, D)``.
+    """
+    n_paths, n_points, dim = paths.shape
+    segment = positions.floor().long().clamp(max=n_points - 2)  # (M, S)
+    on_vertex = positions == positions.round()
+    interior_values = torch.where(on_vertex, torch.full_like(values, -torch.inf), values)
+    excess = torch.full((n_paths, n_points - 1), -torch.inf, dtype=values.dtype, device=values.device)
+    excess = excess.scatter_reduce(1, segment, interior_values, reduce="amax")  # (M, K-1)
+    vertex_index = torch.where(on_vertex, positions.round().long(), 0)  # (M, S)
+    vertex_values = torch.full_like(excess[:, :1], -torch.inf).expand(-1, n_points).clone()
+    vertex_values = vertex_values.scatter_reduce(
+        1, vertex_index, torch.where(on_vertex, values, torch.full_like(values, -torch.inf)), reduce="amax"
+    )  # (M, K)
+    excess = excess - torch.maximum(vertex_values[:, :-1], vertex_values[:, 1:])
+    chosen = excess.argmax(dim=1)  # (M,)
+
+    # Position of the highest evaluated point inside the chosen segment.
+    in_chosen = (segment == chosen[:, None]) & ~on_vertex
+    candidate = torch.where(in_chosen, values, torch.full_like(values, -torch.inf))
+    where = positions.gather(1, candidate.argmax(dim=1, keepdim=True)).squeeze(1)  # (M,)
+    fraction = (where - chosen).clamp(0.0, 1.0)[:, None]
+
+    rows = torch.arange(n_paths, device=paths.device)
+    new_point = paths[rows, chosen] + fraction * (paths[rows, chosen + 1] - paths[rows, chosen])
+    grown = torch.empty(n_paths, n_points + 1, dim, dtype=paths.dtype, device=paths.device)
+    index = torch.arange(n_points + 1, device=paths.device)[None, :]  # (1, K+1)
+    source = torch.where(index <= chosen[:, None], index, index - 1)  # (M, K+1)
+    grown[:] = paths.gather(1, source[..., None].expand(-1, -1, dim))
+    grown[rows, chosen + 1] = new_point
+    return grown
+
+
+def _arclength_fractions(paths, positions) -> np.ndarray:
+    """Convert positions ``u`` along polylines to fractions of their length, ``(M, S)``."""
+    lengths = (paths[:, 1:] - paths[:, :-1]).norm(dim=-1).double()  # (M, K-1)
+    cumulative = torch.cat([torch.zeros_like(lengths[:, :1]), lengths.cumsum(dim=1)], dim=1)  # (M, K)
+    n_points = paths.shape[1]
+    segment = positions.floor().long().clamp(max=n_points - 2)
+    fraction = positions.double() - segment
+    along = cumulative.gather(1, segment) + fraction * lengths.gather(1, segment)
+    total = cumulative[:, -1:].clamp_min(1e-300)
+    return (along / total).cpu().numpy()
