@@ -312,8 +312,16 @@ def _as_edge_array(edges, n_vertices: int) -> np.ndarray:
     if array.ndim != 2 or array.shape[1] != 2:
         raise ValueError(f"edges must have shape (n_edges, 2); got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.integer):
-        if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-            raise ValueError(f"edges must hold integer vertex indices; got dtype {array.dtype}")
+        as_float = array.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            fractional = ~np.isfinite(as_float) | (as_float != np.round(as_float))
+        bad = np.flatnonzero(fractional.any(axis=1))
+        if bad.size:
+            raise ValueError(
+                f"edges must contain integer vertex indices; {bad.size} edges of dtype "
+                f"{array.dtype} are not integer-valued; the first is edge {bad[0]} = "
+                f"{array[bad[0]].tolist()}"
+            )
     array = array.astype(np.int64)
     bad = np.flatnonzero(((array < 0) | (array >= n_vertices)).any(axis=1))
     if bad.size:
@@ -347,7 +355,8 @@ def _edge_weights(values: np.ndarray, edges: np.ndarray, edge_values) -> np.ndar
         i = below[0]
         raise ValueError(
             f"{below.size} edge values lie below an endpoint's vertex value; the first is "
-            f"edge {i} = {edges[i].tolist()} with value {weights[i]!r} < {floor[i]!r}"
+            f"edge {i} = {edges[i].tolist()} with value {float(weights[i])!r} < "
+            f"{float(floor[i])!r}"
         )
     return weights
 

@@ -10,7 +10,7 @@ from typing import Callable
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .objectives import NetworkObjective, flatten_parameters, resolve_device
 

@@ -9,12 +9,13 @@ a dataset into one that evaluates P networks in a single batched call.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, vmap
+from torch.func import functional_call, replace_all_batch_norm_modules_, vmap
 
 __all__ = [
     "NetworkObjective",
@@ -106,8 +107,19 @@ class NetworkObjective:
 
     Notes
     -----
-    Modules with buffers (batch norm running statistics) are evaluated with the
-    buffers passed in unchanged, so their running statistics are never updated.
+    Batch norm policy: the value of a network at ``theta`` is its loss with batch norm
+    in training mode, normalizing by the statistics of the evaluated batch, but
+    without updating running statistics, in train and in eval mode of ``model`` alike.
+    The template's batch-norm layers have no running statistics (see
+    ``torch.func.replace_all_batch_norm_modules_``), because running-statistic updates
+    are in-place writes that fail under ``vmap`` and would mutate state. The
+    statistics come from the examples of one call, so with ``max_examples_per_call``
+    smaller than the data, each chunk is normalized by its own statistics and the
+    value depends on the chunk size; the constructor warns about this case.
+
+    Other buffers are passed to every call unchanged. The caller's module, its
+    parameters and its buffers (``running_mean``, ``num_batches_tracked``) are never
+    modified.
     """
 
     def __init__(
@@ -154,8 +166,23 @@ class NetworkObjective:
         self._shapes = [p.shape for _, p in model.named_parameters()]
         self._numels = [p.numel() for _, p in model.named_parameters()]
         self.dim = sum(self._numels)
-        self._buffers = {name: b.detach().to(self.device) for name, b in model.named_buffers()}
         self._template = copy.deepcopy(model).to("meta")
+        replace_all_batch_norm_modules_(self._template)  # batch statistics, never updated
+        buffer_names = {name for name, _ in self._template.named_buffers()}  # all but running statistics
+        # A copy: modules that update buffers in place must not write into the caller's.
+        self._buffers = {
+            name: b.detach().to(self.device, copy=True)
+            for name, b in model.named_buffers() if name in buffer_names
+        }
+        has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        if has_batch_norm and max_examples_per_call is not None and max_examples_per_call < len(inputs):
+            warnings.warn(
+                f"max_examples_per_call={max_examples_per_call} is smaller than the {len(inputs)} "
+                "examples, so batch norm normalizes each chunk by its own statistics and values "
+                "depend on the chunk size; pass max_examples_per_call=None to normalize over all "
+                "examples at once",
+                stacklevel=2,
+            )
         self._batched_loss = vmap(self._loss_of_one, in_dims=(0, None, None))
         self._batched_outputs = vmap(self._outputs_of_one, in_dims=(0, None))
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .barcode import Barcode, graph_barcode
 from .objectives import value_and_grad
@@ -194,6 +194,7 @@ def minima_barcode(
     fractions = torch.linspace(0, 1, n_points, dtype=minima.dtype, device=minima.device)
     starts, ends = minima[pairs[:, 0]], minima[pairs[:, 1]]  # (M, D) each
     paths = starts[:, None] + fractions[None, :, None] * (ends - starts)[:, None]  # (M, K, D)
+    paths[:, -1] = ends  # a + 1 * (b - a) can differ from b in the last bit
     values_at_ends = torch.stack([end_values[pairs[:, 0]], end_values[pairs[:, 1]]], dim=1)  # (M, 2)
 
     best = _Best(len(pairs))
@@ -326,7 +327,11 @@ def _dense_profile(objective, paths, values_at_ends, dense, refine):
         offsets = torch.linspace(-spacing, spacing, dense + 2, device=paths.device, dtype=paths.dtype)[1:-1]
         extra = (top + offsets).clamp(0, n_points - 1)  # (M, dense)
         positions = torch.cat([positions, extra], dim=1)
-        values = torch.cat([values, _values_at(objective, paths, extra)], dim=1)
+        extra_values = _values_at(objective, paths, extra)
+        # Points clamped onto an end keep the minimum's own value, as the grid's ends do.
+        extra_values = torch.where(extra <= 0, values_at_ends[:, :1], extra_values)
+        extra_values = torch.where(extra >= n_points - 1, values_at_ends[:, 1:], extra_values)
+        values = torch.cat([values, extra_values], dim=1)
         spacing = 2 * spacing / (dense + 1)
 
     order = positions.argsort(dim=1, stable=True)
