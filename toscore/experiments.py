@@ -19,7 +19,8 @@ from .models import build_model, count_parameters
 from .objectives import NetworkObjective
 from .paths import MinimaBarcode, minima_barcode
 
-__all__ = ["ConfigResult", "barcode_of_config", "segments_table", "score_row"]
+__all__ = ["ConfigResult", "barcode_of_config", "load_or_synthesize", "plan_table", "segments_table",
+           "score_row", "trend_statistic"]
 
 logger = logging.getLogger("toscore")
 
@@ -151,3 +152,78 @@ def score_row(barcode: MinimaBarcode, minima: Minima, config: dict, ord: float =
         "mean_test_loss": float(minima.table["test_loss"].mean()),
         "mean_test_accuracy": float(minima.table["test_accuracy"].mean()),
     }
+
+
+def trend_statistic(scores: pd.DataFrame, x: str, value: str = "to_score") -> dict:
+    """Spearman rank correlation between a size column ``x`` and ``value``.
+
+    Returns ``{"rho": float, "p_value": float, "n": int}``; a negative ``rho`` means the
+    value falls as ``x`` grows. With fewer than three rows or a constant column, ``rho``
+    and ``p_value`` are NaN.
+    """
+    from scipy.stats import spearmanr
+
+    n_rows = len(scores)
+    if n_rows < 3 or scores[x].nunique() < 2 or scores[value].nunique() < 2:
+        return {"rho": float("nan"), "p_value": float("nan"), "n": n_rows}
+    result = spearmanr(scores[x], scores[value])
+    return {"rho": float(result.statistic), "p_value": float(result.pvalue), "n": n_rows}
+
+
+def load_or_synthesize(name: str, *, dry_run: bool, **options):
+    """Load a dataset, or in a dry run fall back to shape-correct synthetic tensors.
+
+    Outside a dry run this is :func:`toscore.load_dataset`. In a dry run a dataset that
+    is missing on disk is replaced by :func:`toscore.datasets.synthetic_dataset` of the
+    same shapes, so every configuration of a profile can be checked without the data.
+    """
+    from .datasets import DatasetNotFoundError, load_dataset
+
+    try:
+        return load_dataset(name, **options)
+    except DatasetNotFoundError:
+        if not dry_run:
+            raise
+        logger.warning("dry run: %s is not on disk; using synthetic tensors of its shape", name)
+        return load_dataset(name, synthetic=True, **{k: v for k, v in options.items()
+                                                      if k in ("n_train", "n_test", "seed", "layout")})
+
+
+def plan_table(data: Dataset, model_configs: list[dict], *, n_minima: int, n_points: int,
+               n_insertions: int = 0, max_points_per_call: int | None = None,
+               device="auto") -> pd.DataFrame:
+    """Describe every configuration of a run without training: sizes and memory estimates.
+
+    For each model config the table gives the parameter count D, the activation
+    elements per example, the largest number of points one NEB step evaluates
+    (``N(N-1)/2`` paths times their interior points after all insertions), the points
+    per batched call the objective would use, and an estimate of the memory one batched
+    call needs: parameters, gradients and kept activations of those points on the whole
+    training split, in float32 bytes, counting activations three times (forward values,
+    their gradients, and workspace). An estimate, not a measurement.
+    """
+    from .models import describe_model
+
+    n_pairs = n_minima * (n_minima - 1) // 2
+    interior = n_points - 2 + n_insertions
+    rows = []
+    for config in model_configs:
+        model = build_model(config)  # a real build, so invalid configs fail here
+        size = describe_model(config)
+        objective = NetworkObjective(model, "cross_entropy", data.train,
+                                     max_points_per_call=max_points_per_call, device=device)
+        points_per_call = min(objective.max_points_per_call, max(n_pairs * interior, 1))
+        activation_bytes = 4 * 3 * size["activation_elements"] * len(data.train_x) * points_per_call
+        parameter_bytes = 4 * 3 * size["n_parameters"] * points_per_call
+        rows.append({
+            **config,
+            "n_params": size["n_parameters"],
+            "activations_per_example": size["activation_elements"],
+            "points_per_step": n_pairs * interior,
+            "points_per_call": points_per_call,
+            "memory_per_call_mib": (activation_bytes + parameter_bytes) / 2**20,
+        })
+    table = pd.DataFrame(rows)
+    logger.info("%s: %d train / %d test examples, input shape %s%s", data.name, len(data.train_x),
+                len(data.test_x), data.input_shape, " (synthetic)" if data.synthetic else "")
+    return table

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, replace_all_batch_norm_modules_, vmap
 
+from .engine import plan_mlp
+
 __all__ = [
     "NetworkObjective",
     "flatten_parameters",
@@ -76,8 +78,10 @@ class NetworkObjective:
     ``objective(theta)`` with ``theta`` of shape ``(P, D)`` returns the ``(P,)`` losses
     of P copies of ``model`` with those parameters on the same data:
     ``mean_loss(theta_p) + weight_decay * ||theta_p||^2``. The P networks run in one
-    call through ``torch.func.functional_call`` and ``vmap``. The caller's module is
-    never modified: evaluation uses a copy of it on the meta device as a template.
+    call through ``torch.func.functional_call`` and ``vmap``, or, for a plain stack of
+    linear layers and activations, through shared-input GEMMs (:mod:`toscore.engine`).
+    The caller's module is never modified: evaluation uses a copy of it on the meta
+    device as a template.
 
     Parameters
     ----------
@@ -97,8 +101,10 @@ class NetworkObjective:
         Name recorded with results computed on ``subset`` (default ``"full"``
         or ``"subset"``).
     max_points_per_call : int, optional
-        Largest number of parameter vectors evaluated in one vmapped call; larger
-        batches are split into chunks. Bounds activation memory. Default 64.
+        Largest number of parameter vectors evaluated in one batched call; larger
+        batches are split into chunks. Bounds activation memory. Default: sized so
+        that one call's activations take about 16 MiB on the CPU (near the cache) and
+        1 GiB on a GPU, between 1 and 1024 points.
     max_examples_per_call : int, optional
         Largest number of examples per call; the mean is accumulated over chunks.
         Default: all examples at once.
@@ -149,7 +155,6 @@ class NetworkObjective:
         self.device = resolve_device(device)
         self.loss = loss
         self.weight_decay = float(weight_decay)
-        self.max_points_per_call = max_points_per_call or 64
         self.max_examples_per_call = max_examples_per_call
 
         inputs, targets = data
@@ -183,8 +188,10 @@ class NetworkObjective:
                 "examples at once",
                 stacklevel=2,
             )
+        self._plan = plan_mlp(self._template)
         self._batched_loss = vmap(self._loss_of_one, in_dims=(0, None, None))
         self._batched_outputs = vmap(self._outputs_of_one, in_dims=(0, None))
+        self.max_points_per_call = max_points_per_call or self._default_points_per_call(model)
 
     @property
     def n_examples(self) -> int:
@@ -252,18 +259,40 @@ class NetworkObjective:
             if targets.dtype in (torch.int64, torch.int32):
                 hits = torch.zeros(len(part), device=self.device)
                 for start, stop in self._example_ranges(len(inputs)):
-                    outputs = self._batched_outputs(self.unflatten(part), inputs[start:stop])
-                    hits += (outputs.argmax(dim=-1) == targets[start:stop]).sum(dim=1)
+                    if self._plan is not None:
+                        predicted = self._plan.outputs(self.unflatten(part), inputs[start:stop]).argmax(dim=1)
+                    else:
+                        predicted = self._batched_outputs(self.unflatten(part), inputs[start:stop]).argmax(dim=-1)
+                    hits += (predicted == targets[start:stop]).sum(dim=1)
                 correct.append(hits / len(inputs))
             else:
                 correct.append(torch.full((len(part),), float("nan"), device=self.device))
         return {"loss": torch.cat(losses), "accuracy": torch.cat(correct)}
 
+    def _default_points_per_call(self, model: nn.Module) -> int:
+        # Activation elements of one point: every layer's output for every example.
+        budget = 2**22 if self.device.type == "cpu" else 2**28  # elements of 4 bytes
+        examples = min(self.max_examples_per_call or len(self.inputs), len(self.inputs))
+        probe = self.inputs[:2].to("meta")  # two examples: batch norm rejects one
+        sizes = []
+        hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel()))
+                 for m in self._template.modules() if not list(m.children())]
+        try:
+            self._template(probe)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        per_point = max(sum(sizes) // len(probe), 1) * max(examples, 1)
+        return int(min(max(budget // per_point, 1), 1024))
+
     def _loss_chunk(self, theta: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         params = self.unflatten(theta)
         total = 0.0
         for start, stop in self._example_ranges(len(inputs)):
-            chunk_mean = self._batched_loss(params, inputs[start:stop], targets[start:stop])  # (P,)
+            if self._plan is not None:
+                chunk_mean = self._plan.losses(params, inputs[start:stop], targets[start:stop], self.loss)
+            else:
+                chunk_mean = self._batched_loss(params, inputs[start:stop], targets[start:stop])  # (P,)
             total = total + chunk_mean * ((stop - start) / len(inputs))
         return total
 

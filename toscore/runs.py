@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["repo_root", "seed_everything", "provenance", "write_provenance"]
+__all__ = ["repo_root", "seed_everything", "provenance", "write_provenance", "record_figure",
+           "record_observation"]
 
 _PACKAGES = ("torch", "numpy", "scipy", "pandas", "ripser", "scikit-learn", "papermill", "seaborn")
 
@@ -71,3 +72,39 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip()
+
+
+def record_figure(directory, name: str, caption: str, experiment: str) -> Path:
+    """Register a saved figure with a one-sentence caption for the profile's summary.
+
+    ``name`` is the figure's path relative to ``directory`` without the suffix (the PNG
+    and PDF written by :func:`toscore.plots.save_figure`). Entries accumulate in
+    ``<directory>/figures.json`` keyed by ``name``; rerunning a notebook replaces them.
+    """
+    return _update_json(Path(directory) / "figures.json", name,
+                        {"caption": caption, "experiment": experiment})
+
+
+def record_observation(directory, experiment: str, observation: str, supported: bool | None,
+                       statistic: str, value: float, detail: str = "") -> Path:
+    """Register whether a run supports one of the paper's observations, with its statistic.
+
+    Entries accumulate in ``<directory>/observations.json`` keyed by ``experiment`` and
+    ``observation``; ``supported`` is None when the run cannot decide.
+    """
+    key = f"{experiment}: {observation}"
+    return _update_json(Path(directory) / "observations.json", key, {
+        "experiment": experiment, "observation": observation,
+        "supported": None if supported is None else bool(supported),
+        "statistic": statistic, "value": float(value), "detail": detail,
+    })
+
+
+def _update_json(path: Path, key: str, entry: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entries = json.loads(path.read_text()) if path.exists() else {}
+    entries[key] = entry
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+    temporary.replace(path)  # atomic, so an interrupted run never leaves half a file
+    return path
