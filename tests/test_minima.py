@@ -13,7 +13,9 @@ from torch.nn.utils import vector_to_parameters
 
 from toscore import build_model, initial_parameters, load_dataset, train_minima
 
-TABLE_COLUMNS = {"seed", "train_loss", "train_accuracy", "test_loss", "test_accuracy"}
+DIVERGENCE_COLUMNS = {"diverged", "diverged_step", "diverged_value"}
+TABLE_COLUMNS = {"seed", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                 *DIVERGENCE_COLUMNS}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -203,7 +205,7 @@ def test_digits_training_lowers_loss(digits):
 def test_table_without_test_data(digits):
     train, _ = _slice(digits, 40, torch.float32)
     result = train_minima(_mlp(), train, seeds=[5], epochs=1, batch_size=16, device="cpu")
-    assert set(result.table.columns) == {"seed", "train_loss", "train_accuracy"}
+    assert set(result.table.columns) == {"seed", "train_loss", "train_accuracy", *DIVERGENCE_COLUMNS}
 
 
 @pytest.mark.parametrize(
@@ -219,3 +221,38 @@ def test_invalid_inputs_raise(digits, settings, message):
     train, _ = _slice(digits, 20, torch.float32)
     with pytest.raises(ValueError, match=message):
         train_minima(_mlp(), train, **(dict(epochs=1, device="cpu") | settings))
+
+
+def test_divergence_of_one_network_leaves_others_untouched():
+    from torch import nn
+
+    torch.manual_seed(0)
+    inputs = torch.randn(32, 3, dtype=torch.float64)
+    targets = torch.randint(0, 2, (32,))
+    model = nn.Sequential(nn.Linear(3, 2)).double()
+    reference = train_minima(model, (inputs, targets), seeds=[0], epochs=2, batch_size=8, lr=0.1,
+                             device="cpu")
+
+    def schedule(epoch):
+        return 0.1
+
+    # The second network starts at a non-finite point, so its very first loss is not finite.
+    from toscore import minima as minima_module
+
+    original = minima_module.initial_parameters
+
+    def poisoned(model, seeds):
+        theta = original(model, seeds)
+        theta[1, 0] = float("inf")
+        return theta
+
+    minima_module.initial_parameters = poisoned
+    try:
+        result = train_minima(model, (inputs, targets), seeds=[0, 5], epochs=2, batch_size=8,
+                              lr_schedule=schedule, lr=0.1, device="cpu")
+    finally:
+        minima_module.initial_parameters = original
+    assert result.table["diverged"].tolist() == [False, True]
+    assert result.table["diverged_step"].tolist() == [-1, 0]
+    torch.testing.assert_close(result.parameters[0], reference.parameters[0], rtol=0, atol=0)
+    assert result.finite.tolist() == [True, False]

@@ -265,3 +265,61 @@ def test_network_path_ends_reproduce_networks(network_minima):
 def test_bad_inputs_raise(minima, settings, message):
     with pytest.raises(ValueError, match=message):
         minima_barcode(_bent_valley(1.0, 1.0), minima, **settings)
+
+
+def _bent_valley(b=5.0, c=1.0):
+    def f(theta):
+        x, y = theta[:, 0], theta[:, 1]
+        return (x**2 - 1) ** 2 + b * (y - c * (1 - x**2)) ** 2
+
+    return f
+
+
+def test_diverging_path_falls_back_to_best_finite_path():
+    valley = _bent_valley()
+
+    def poisoned(theta):
+        # NaN above y = 0.3: the straight segment (y = 0) is finite, the bent MEP is not.
+        values = valley(theta)
+        return torch.where(theta[:, 1] > 0.3, torch.full_like(values, float("nan")), values)
+
+    minima = torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    linear = minima_barcode(valley, minima, "linear")
+    result = minima_barcode(poisoned, minima, "neb", n_steps=100, n_insertions=1, lr=0.01)
+
+    assert result.path_status.tolist() == ["diverged, best finite path kept"]
+    assert np.isfinite(result.saddle_values).all()
+    assert np.isfinite(result.profile_values[0]).all()
+    assert 1.0 <= result.saddle_values[0] <= linear.saddle_values[0] + 1e-12
+    assert np.isfinite(result.barcode.death).all()
+
+
+def test_pair_without_finite_path_is_left_out():
+    valley = _bent_valley()
+
+    def walled(theta):
+        # A NaN wall at |x| < 0.05 separates the two minima for every path.
+        values = valley(theta)
+        return torch.where(theta[:, 0].abs() < 0.05, torch.full_like(values, float("nan")), values)
+
+    minima = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [1.2, 0.1]], dtype=torch.float64)
+    result = minima_barcode(walled, minima, "neb", n_steps=20, n_insertions=1, lr=0.01)
+
+    status = dict(zip(map(tuple, result.pairs.tolist()), result.path_status.tolist()))
+    assert status[(0, 1)] == "no finite path"
+    assert status[(0, 2)] == "no finite path"
+    assert status[(1, 2)] != "no finite path"
+    assert np.isinf(result.saddle_values[[0, 1]]).all()
+    # Two components: the left minimum alone, and the right pair joined by a finite path.
+    # Point 2 lies on the slope of minimum 1's basin, so the path from it only descends
+    # and its bar has length zero (dropped).
+    assert len(result.barcode.essential_birth) == 2
+    assert len(result.barcode.birth) == 0
+    assert result.saddle_values[2] == pytest.approx(result.minima_values[2], rel=1e-12)
+
+
+def test_non_finite_minimum_is_rejected():
+    valley = _bent_valley()
+    minima = torch.tensor([[-1.0, 0.0], [float("nan"), 0.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"not finite at 1 minima \(rows \[1\]\)"):
+        minima_barcode(valley, minima, "linear")

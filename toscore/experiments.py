@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .artifacts import ArtifactStore, default_store, fingerprint_tensors
 from .datasets import Dataset
 from .minima import Minima, train_minima
 from .models import build_model, count_parameters
-from .objectives import NetworkObjective
+from .objectives import NetworkObjective, resolve_device
 from .paths import MinimaBarcode, minima_barcode
 
 __all__ = ["ConfigResult", "barcode_of_config", "load_or_synthesize", "plan_table", "segments_table",
@@ -59,8 +60,14 @@ def barcode_of_config(
     score_ord: float = 2,
     device="auto",
     progress: bool = False,
+    store: ArtifactStore | None | bool = None,
 ) -> ConfigResult:
     """Train one minimum per seed for a model config and compute the minima barcode.
+
+    Minima and barcode are saved in an artifact store as soon as each is computed and
+    reused by a later call with the same inputs, so an interrupted run resumes where it
+    stopped. Minima whose training diverged are left out of the barcode; their rows stay
+    in the segments table, marked ``excluded``.
 
     Parameters
     ----------
@@ -72,6 +79,8 @@ def barcode_of_config(
         One minimum per seed.
     train : dict
         Keyword arguments of :func:`toscore.train_minima` (epochs, lr, batch_size, ...).
+        An ``lr_schedule`` must have a deterministic ``repr`` (e.g. a dataclass), because
+        the artifact key includes it.
     paths : dict
         Keyword arguments of :func:`toscore.minima_barcode` (method, n_points, ...).
     weight_decay : float, default 1e-5
@@ -81,52 +90,105 @@ def barcode_of_config(
         Norm of the reported TO-score.
     device : str, default "auto"
     progress : bool, default False
+    store : ArtifactStore, optional
+        Where artifacts are saved; default :func:`toscore.artifacts.default_store`;
+        ``False`` saves nothing.
 
     Returns
     -------
     ConfigResult
+
+    Raises
+    ------
+    RuntimeError
+        If fewer than two minima trained without diverging.
     """
+    device = resolve_device(device)
+    if store is None:
+        store = default_store()
+    seeds = [int(seed) for seed in seeds]
     model = build_model(model_config)
     started = time.perf_counter()
-    minima = train_minima(model, data.train, data.test, seeds=seeds, device=device,
-                          progress=progress, **train)
+
+    data_key = fingerprint_tensors(*data.train, *data.test)
+    minima_key = store.key("minima", model=model_config, data=data_key, seeds=seeds, train=train,
+                           device=device.type) if store else None
+    saved = store.load("minima", minima_key) if store else None
+    if saved is not None:
+        minima = Minima.from_arrays(saved, device)
+    else:
+        minima = train_minima(model, data.train, data.test, seeds=seeds, device=device,
+                              progress=progress, **train)
+        if store:
+            store.save("minima", minima_key, minima.to_arrays())
     trained = time.perf_counter()
-    objective = NetworkObjective(model, "cross_entropy", data.train, weight_decay, device=device)
-    barcode = minima_barcode(objective, minima.parameters, progress=progress, **paths)
+
+    kept = np.flatnonzero(minima.finite.numpy())
+    if len(kept) < len(seeds):
+        logger.warning("%d of %d minima diverged and are excluded from the barcode (seeds %s)",
+                       len(seeds) - len(kept), len(seeds),
+                       [seeds[i] for i in sorted(set(range(len(seeds))) - set(kept.tolist()))])
+    if len(kept) < 2:
+        raise RuntimeError(f"only {len(kept)} of {len(seeds)} minima trained without diverging; "
+                           "a barcode needs at least two (lower the learning rate?)")
+
+    barcode_key = store.key("barcode", minima=minima_key, paths=paths, weight_decay=weight_decay,
+                            kept=kept.tolist()) if store else None
+    saved = store.load("barcode", barcode_key) if store else None
+    if saved is not None:
+        barcode = MinimaBarcode.from_arrays(saved)
+    else:
+        objective = NetworkObjective(model, "cross_entropy", data.train, weight_decay, device=device)
+        barcode = minima_barcode(objective, minima.parameters[kept], progress=progress, **paths)
+        if store:
+            store.save("barcode", barcode_key, barcode.to_arrays())
     finished = time.perf_counter()
 
     config = {"dataset": data.name, **model_config, "n_params": count_parameters(model),
               "method": barcode.method}
-    segments = segments_table(barcode, minima, config)
+    segments = segments_table(barcode, minima, config, kept)
     score = score_row(barcode, minima, config, score_ord)
-    score.update(train_seconds=trained - started, path_seconds=finished - trained)
-    logger.info("%s: TO-score %.4g (%.0f s)", config, score["to_score"], finished - started)
+    logger.info("%s: TO-score %.4g (training %.0f s, paths %.0f s)", config, score["to_score"],
+                trained - started, finished - trained)
     return ConfigResult(config, minima, barcode, segments, score)
 
 
-def segments_table(barcode: MinimaBarcode, minima: Minima, config: dict) -> pd.DataFrame:
+def segments_table(barcode: MinimaBarcode, minima: Minima, config: dict,
+                   kept: np.ndarray | None = None) -> pd.DataFrame:
     """One row per minimum: its config, training metrics and minima segment.
 
-    Columns: the keys of ``config``; ``minimum`` (index), ``seed``, ``train_loss``,
-    ``train_accuracy``, ``test_loss``, ``test_accuracy`` (without the L2 term);
-    ``birth`` (objective value at the minimum, L2 term included), ``death`` (saddle,
-    ``inf`` for the global minimum), ``length``, ``merged_into`` (-1 for the global
-    minimum) and ``essential``.
+    Columns: the keys of ``config``; ``minimum`` (index among all trained minima),
+    ``seed``, ``train_loss``, ``train_accuracy``, ``test_loss``, ``test_accuracy``
+    (without the L2 term), the divergence columns of :class:`toscore.Minima`;
+    ``excluded`` (True for minima left out of the barcode because they diverged; their
+    segment columns are NaN); ``birth`` (objective value at the minimum, L2 term
+    included), ``death`` (saddle, ``inf`` for the global minimum), ``length``,
+    ``merged_into`` (index of the lower minimum, -1 for the global minimum) and
+    ``essential``.
+
+    ``kept`` lists the minima, as rows of ``minima``, that the barcode's vertices are;
+    default all.
     """
-    bars = barcode.barcode.segments.set_index("birth_vertex")
+    n_minima = len(minima.table)
+    kept = np.arange(n_minima) if kept is None else np.asarray(kept)
     table = minima.table.copy()
-    table.insert(0, "minimum", np.arange(len(table)))
-    n_minima = len(table)
+    table.insert(0, "minimum", np.arange(n_minima))
+    table["excluded"] = ~np.isin(np.arange(n_minima), kept)
+
+    birth = np.full(n_minima, np.nan)
     death = np.full(n_minima, np.nan)
     merged = np.full(n_minima, -1, dtype=np.int64)
     essential = np.zeros(n_minima, dtype=bool)
-    for vertex, row in bars.iterrows():  # at most N rows
-        death[vertex] = row["death"]
-        merged[vertex] = row["merge_vertex"]
-        essential[vertex] = row["essential"]
-    # Minima that are not local minima of the graph die at their own value.
-    birth = barcode.minima_values
-    death = np.where(np.isnan(death), birth, death)
+    birth[kept] = barcode.minima_values
+    # A minimum with no bar lost to a lower one at its own value: a zero-length segment.
+    death[kept] = barcode.minima_values
+    bars = barcode.barcode.segments
+    rows = kept[bars["birth_vertex"].to_numpy()]
+    death[rows] = bars["death"].to_numpy()
+    finite_bar = ~bars["essential"].to_numpy()
+    merged[rows[finite_bar]] = kept[bars["merge_vertex"].to_numpy()[finite_bar]]
+    essential[rows] = bars["essential"].to_numpy()
+
     table["birth"] = birth
     table["death"] = death
     table["length"] = death - birth
@@ -138,8 +200,12 @@ def segments_table(barcode: MinimaBarcode, minima: Minima, config: dict) -> pd.D
 
 
 def score_row(barcode: MinimaBarcode, minima: Minima, config: dict, ord: float = 2) -> dict:
-    """Summary of one barcode: TO-score with its norm order, plus context columns."""
+    """Summary of one barcode: TO-score with its norm order, plus context columns.
+
+    Means over minima leave out those that diverged (counted in ``n_excluded``).
+    """
     lengths = barcode.barcode.lengths
+    trained = minima.table[minima.finite.numpy()]
     return {
         **config,
         "to_score": barcode.to_score(ord=ord),
@@ -148,9 +214,10 @@ def score_row(barcode: MinimaBarcode, minima: Minima, config: dict, ord: float =
         "n_finite_segments": len(lengths),
         "max_segment": float(lengths.max()) if len(lengths) else 0.0,
         "mean_minimum_loss": float(np.mean(barcode.minima_values)),
-        "mean_train_loss": float(minima.table["train_loss"].mean()),
-        "mean_test_loss": float(minima.table["test_loss"].mean()),
-        "mean_test_accuracy": float(minima.table["test_accuracy"].mean()),
+        "mean_train_loss": float(trained["train_loss"].mean()),
+        "mean_test_loss": float(trained["test_loss"].mean()),
+        "mean_test_accuracy": float(trained["test_accuracy"].mean()),
+        "n_excluded": int((~minima.finite).sum()),
     }
 
 

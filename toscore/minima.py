@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -30,8 +31,30 @@ class Minima:
     table : pandas.DataFrame
         One row per network: ``seed``, ``train_loss`` and ``test_loss`` (mean
         cross-entropy per example, without the L2 term), ``train_accuracy``,
-        ``test_accuracy`` (fractions in [0, 1]).
+        ``test_accuracy`` (fractions in [0, 1]); ``diverged`` (bool: the loss or the
+        gradient became NaN or inf, after which the network was frozen at its last finite
+        parameters), ``diverged_step`` (the SGD step, counted from 0, or -1) and
+        ``diverged_value`` (the loss at that step, NaN when none).
     """
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Named arrays for :class:`toscore.artifacts.ArtifactStore`; see :meth:`from_arrays`."""
+        arrays = {"parameters": self.parameters.detach().cpu().numpy()}
+        for column in self.table.columns:
+            arrays[f"table.{column}"] = self.table[column].to_numpy()
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], device="cpu") -> "Minima":
+        """Rebuild minima saved by :meth:`to_arrays`, with parameters on ``device``."""
+        table = pd.DataFrame({name[len("table."):]: values for name, values in arrays.items()
+                              if name.startswith("table.")})
+        return cls(parameters=torch.as_tensor(arrays["parameters"]).to(device), table=table)
+
+    @property
+    def finite(self) -> torch.Tensor:
+        """Boolean mask ``(N,)`` of the networks that did not diverge."""
+        return torch.as_tensor(~self.table["diverged"].to_numpy(dtype=bool))
 
     parameters: torch.Tensor
     table: pd.DataFrame
@@ -128,6 +151,11 @@ def train_minima(
     velocity = torch.zeros_like(theta)
     generator = torch.Generator().manual_seed(data_seed)
 
+    # Divergence bookkeeping stays on the device, so no step waits for a host sync.
+    diverged_step = torch.full((len(seeds),), -1, dtype=torch.long, device=device)
+    diverged_value = torch.full((len(seeds),), float("nan"), device=device)
+    step = 0
+
     for epoch in tqdm(range(epochs), desc="training minima", disable=not progress):
         rate = lr if lr_schedule is None else float(lr_schedule(epoch))
         order = torch.randperm(len(inputs), generator=generator).to(device)
@@ -140,9 +168,20 @@ def train_minima(
                 values = objective.loss_on(points, inputs[batch], targets[batch])  # (N,)
                 (grads,) = torch.autograd.grad(values.sum(), points)  # (N, D)
 
+            # A network whose loss or gradient stops being finite is frozen at its last
+            # finite parameters and flagged with the step and the value.
+            bad = ~torch.isfinite(values.detach()) | ~torch.isfinite(grads).all(dim=1)  # (N,)
+            newly = bad & (diverged_step < 0)
+            diverged_step = torch.where(newly, step, diverged_step)
+            diverged_value = torch.where(newly, values.detach(), diverged_value)
+            frozen = (diverged_step >= 0)[:, None]  # (N, 1)
+            grads = grads.masked_fill(frozen, 0.0)
+            velocity.masked_fill_(frozen, 0.0)
+
             # SGD with heavy-ball momentum, the torch.optim.SGD update.
             velocity.mul_(momentum).add_(grads)
             theta.sub_(rate * velocity)
+            step += 1
 
     table = pd.DataFrame({"seed": seeds})
     for split, data in (("train", train_data), ("test", test_data)):
@@ -151,5 +190,11 @@ def train_minima(
         metrics = objective.metrics(theta, *data)
         table[f"{split}_loss"] = metrics["loss"].cpu().numpy()
         table[f"{split}_accuracy"] = metrics["accuracy"].cpu().numpy()
+    table["diverged"] = (diverged_step >= 0).cpu().numpy()
+    table["diverged_step"] = diverged_step.cpu().numpy()
+    table["diverged_value"] = diverged_value.double().cpu().numpy()
+    for row in table[table["diverged"]].itertuples():
+        logger.warning("network with seed %d diverged at step %d (loss %s); it is frozen there",
+                       row.seed, row.diverged_step, row.diverged_value)
     logger.info("trained %d minima: mean train loss %.4g", len(seeds), table["train_loss"].mean())
     return Minima(parameters=theta.detach(), table=table)

@@ -9,6 +9,8 @@ the minimax height of the pair. Kruskal's algorithm over these heights, as in
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from dataclasses import dataclass, field
 
@@ -55,6 +57,11 @@ class MinimaBarcode:
         Path method, ``"neb"`` or ``"linear"``.
     settings : dict
         Every parameter that determined the paths.
+    path_status : ndarray of str, shape (M,)
+        ``"ok"``; ``"diverged, best finite path kept"`` when the optimization met a NaN
+        or inf and the pair falls back to its best finite path; ``"no finite path"``
+        when no path of the pair had a finite profile: its saddle value is ``inf`` and
+        the pair is left out of the barcode, which never receives a non-finite value.
     """
 
     minima_values: np.ndarray
@@ -66,6 +73,7 @@ class MinimaBarcode:
     barcode: Barcode
     method: str
     settings: dict = field(default_factory=dict)
+    path_status: np.ndarray | None = None
 
     @property
     def saddle_matrix(self) -> np.ndarray:
@@ -98,6 +106,48 @@ class MinimaBarcode:
     def to_score(self, ord: float = 2) -> float:
         """TO-score of the minima barcode; see :func:`toscore.to_score`."""
         return self.barcode.to_score(ord=ord)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Named arrays for :class:`toscore.artifacts.ArtifactStore`; see :meth:`from_arrays`.
+
+        Ragged per-path data (paths and profiles) is concatenated with a length array.
+        """
+        arrays = {
+            "minima_values": self.minima_values,
+            "pairs": self.pairs,
+            "saddle_values": self.saddle_values,
+            "path_status": np.asarray(self.path_status, dtype=str),
+            "path_lengths": np.array([len(p) for p in self.paths]),
+            "paths": torch.cat(self.paths).numpy(),
+            "profile_lengths": np.array([len(v) for v in self.profile_values]),
+            "profile_positions": np.concatenate(self.profile_positions),
+            "profile_values": np.concatenate(self.profile_values),
+            "method": np.asarray(self.method),
+            "settings": np.asarray(json.dumps(self.settings, sort_keys=True)),
+        }
+        for field_ in dataclasses.fields(Barcode):
+            arrays[f"barcode.{field_.name}"] = getattr(self.barcode, field_.name)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "MinimaBarcode":
+        """Rebuild a result saved by :meth:`to_arrays`."""
+        path_ends = np.cumsum(arrays["path_lengths"])[:-1]
+        profile_ends = np.cumsum(arrays["profile_lengths"])[:-1]
+        barcode = Barcode(**{field_.name: arrays[f"barcode.{field_.name}"]
+                             for field_ in dataclasses.fields(Barcode)})
+        return cls(
+            minima_values=arrays["minima_values"],
+            pairs=arrays["pairs"],
+            saddle_values=arrays["saddle_values"],
+            paths=list(torch.as_tensor(arrays["paths"]).tensor_split(torch.as_tensor(path_ends))),
+            profile_positions=np.split(arrays["profile_positions"], profile_ends),
+            profile_values=np.split(arrays["profile_values"], profile_ends),
+            barcode=barcode,
+            method=str(arrays["method"]),
+            settings=json.loads(str(arrays["settings"])),
+            path_status=arrays["path_status"],
+        )
 
 
 def minima_barcode(
@@ -189,6 +239,12 @@ def minima_barcode(
 
     with torch.no_grad():
         end_values = objective(minima).detach()  # (N,)
+    not_finite = torch.nonzero(~torch.isfinite(end_values)).flatten().tolist()
+    if not_finite:
+        raise ValueError(
+            f"the objective is not finite at {len(not_finite)} minima (rows {not_finite}); "
+            "exclude diverged minima before computing their barcode"
+        )
     n_minima = len(minima)
     pairs = torch.combinations(torch.arange(n_minima), r=2)  # (M, 2)
     fractions = torch.linspace(0, 1, n_points, dtype=minima.dtype, device=minima.device)
@@ -197,6 +253,7 @@ def minima_barcode(
     paths[:, -1] = ends  # a + 1 * (b - a) can differ from b in the last bit
     values_at_ends = torch.stack([end_values[pairs[:, 0]], end_values[pairs[:, 1]]], dim=1)  # (M, 2)
 
+    diverged = torch.zeros(len(pairs), dtype=torch.bool, device=minima.device)
     best = _Best(len(pairs))
     best.update(paths, *_dense_profile(objective, paths, values_at_ends, dense, refine))
     if method == "neb":
@@ -205,7 +262,7 @@ def minima_barcode(
         for round_index in range(rounds):
             paths = _neb_round(objective, paths, values_at_ends, n_steps, lr, momentum, spring,
                                climb_from=(n_steps // 2 if round_index == 0 else 0) if climb else None,
-                               bar=bar)
+                               bar=bar, diverged=diverged)
             profile = _dense_profile(objective, paths, values_at_ends, dense, refine)
             best.update(paths, *profile)
             if round_index < rounds - 1:
@@ -213,7 +270,19 @@ def minima_barcode(
         bar.close()
 
     saddles = best.maxima()
-    barcode = graph_barcode(end_values.double().cpu().numpy(), pairs.numpy(), saddles)
+    known = np.isfinite(saddles)
+    for m in np.flatnonzero(~known):
+        logger.warning("no path between minima %d and %d has a finite loss profile; the pair is "
+                       "left out of the barcode", *pairs[m].tolist())
+    for m in np.flatnonzero(diverged.cpu().numpy() & known):
+        logger.warning("path between minima %d and %d diverged; its best finite version is used",
+                       *pairs[m].tolist())
+    status = np.where(~known, "no finite path",
+                      np.where(diverged.cpu().numpy(), "diverged, best finite path kept", "ok"))
+    edge_rows = np.flatnonzero(known)
+    barcode = graph_barcode(end_values.double().cpu().numpy(), pairs.numpy()[edge_rows],
+                            saddles[edge_rows])
+    barcode = _reindex_edges(barcode, edge_rows)
     logger.info("minima barcode (%s): %d minima, TO-score %.4g", method, n_minima, barcode.to_score())
     return MinimaBarcode(
         minima_values=end_values.double().cpu().numpy(),
@@ -225,7 +294,13 @@ def minima_barcode(
         barcode=barcode,
         method=method,
         settings=settings,
+        path_status=status,
     )
+
+
+def _reindex_edges(barcode: Barcode, edge_rows: np.ndarray) -> Barcode:
+    """Map the death edges of a barcode on a subset of pairs back to rows of all pairs."""
+    return dataclasses.replace(barcode, death_edge=edge_rows[barcode.death_edge])
 
 
 class _Best:
@@ -240,8 +315,9 @@ class _Best:
     def update(self, paths: torch.Tensor, positions: torch.Tensor, values: torch.Tensor) -> None:
         fractions = _arclength_fractions(paths, positions)  # (M, S)
         values64 = values.double().cpu().numpy()
-        maxima = values64.max(axis=1)
-        for m in np.flatnonzero(maxima < self._maxima):  # bookkeeping on M small arrays
+        maxima = values64.max(axis=1)  # NaN wherever a profile has a NaN
+        better = np.isfinite(maxima) & (maxima < self._maxima)
+        for m in np.flatnonzero(better):  # bookkeeping on M small arrays
             self._maxima[m] = maxima[m]
             self.paths[m] = paths[m].detach().cpu().clone()
             self.positions[m] = fractions[m]
@@ -251,8 +327,13 @@ class _Best:
         return self._maxima.copy()
 
 
-def _neb_round(objective, paths, values_at_ends, n_steps, lr, momentum, spring, climb_from, bar):
-    """Run ``n_steps`` NEB updates on the interior points of every path at once."""
+def _neb_round(objective, paths, values_at_ends, n_steps, lr, momentum, spring, climb_from, bar,
+               diverged):
+    """Run ``n_steps`` NEB updates on the interior points of every path at once.
+
+    ``diverged`` is a ``(M,)`` bool tensor, updated in place: paths that meet a
+    non-finite value or gradient are marked there and frozen.
+    """
     n_paths, n_points, dim = paths.shape
     paths = paths.clone()
     velocity = torch.zeros_like(paths[:, 1:-1])  # (M, K-2, D)
@@ -261,6 +342,12 @@ def _neb_round(objective, paths, values_at_ends, n_steps, lr, momentum, spring, 
         values, grads = value_and_grad(objective, interior)
         values = values.reshape(n_paths, n_points - 2)
         grads = grads.reshape(n_paths, n_points - 2, dim)
+
+        # A path that meets a NaN or inf stops moving; its best finite version is kept.
+        broken = ~torch.isfinite(values).all(dim=1) | ~torch.isfinite(grads).flatten(1).all(dim=1)  # (M,)
+        diverged |= broken
+        values = values.masked_fill(diverged[:, None], 0.0)
+        grads = grads.masked_fill(diverged[:, None, None], 0.0)
         all_values = torch.cat([values_at_ends[:, :1], values, values_at_ends[:, 1:]], dim=1)  # (M, K)
 
         # Tangent at each interior point, and the spring and perpendicular forces.
@@ -276,6 +363,8 @@ def _neb_round(objective, paths, values_at_ends, n_steps, lr, momentum, spring, 
 
         # Heavy-ball step, capped per point at a tenth of the path's mean spacing so that
         # a step size too large for a stiff direction cannot fling points off the path.
+        force.masked_fill_(diverged[:, None, None], 0.0)
+        velocity.masked_fill_(diverged[:, None, None], 0.0)
         velocity.mul_(momentum).add_(force)
         step_vectors = lr * velocity  # (M, K-2, D)
         spacing = (paths[:, 1:] - paths[:, :-1]).norm(dim=-1).mean(dim=1)  # (M,)
