@@ -10,6 +10,7 @@ the minimax height of the pair. Kruskal's algorithm over these heights, as in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from .adaptive import pairs_to_refine
 from .barcode import Barcode, graph_barcode
 from .objectives import value_and_grad
 
@@ -56,7 +58,8 @@ class MinimaBarcode:
     method : str
         Path method, ``"neb"`` or ``"linear"``.
     settings : dict
-        Every parameter that determined the paths.
+        Every parameter that determined the paths, plus ``gradient_evaluations``: the
+        number of (point, step) gradient evaluations the optimization spent.
     path_status : ndarray of str, shape (M,)
         ``"ok"``; ``"diverged, best finite path kept"`` when the optimization met a NaN
         or inf and the pair falls back to its best finite path; ``"no finite path"``
@@ -164,6 +167,8 @@ def minima_barcode(
     climb: bool = True,
     dense: int = 8,
     refine: int = 2,
+    pair_selection: str = "all",
+    coarse_steps: int | None = None,
     progress: bool = False,
 ) -> MinimaBarcode:
     """Optimize a path between every pair of minima and build their H0 barcode.
@@ -200,6 +205,16 @@ def minima_barcode(
     refine : int, default 2
         Times the grid is refined around each path's maximum, each time ``dense`` new
         points over the two grid cells next to the current maximum.
+    pair_selection : {"all", "adaptive"}, default "all"
+        ``"all"`` optimizes every pair fully. ``"adaptive"`` runs ``coarse_steps`` NEB
+        steps on every pair, then the full schedule only on pairs that can change the
+        barcode: edges of the minimum spanning tree of the current estimates and pairs
+        whose estimate, lowered by the largest decrease refinement has brought so far,
+        could undercut the tree between their minima; repeated until no such pair is
+        left. It saves work when many pairs are far above the tree; it is a heuristic,
+        not a guarantee of the all-pairs result.
+    coarse_steps : int, optional
+        NEB steps of the adaptive coarse pass; default ``n_steps // 4``.
     progress : bool, default False
         Show a progress bar over NEB steps.
 
@@ -234,8 +249,16 @@ def minima_barcode(
                                ("refine", refine, 0)):
         if value < least:
             raise ValueError(f"{name} must be >= {least} for method {method!r}; got {value}")
+    if pair_selection not in ("all", "adaptive"):
+        raise ValueError(f"pair_selection must be 'all' or 'adaptive'; got {pair_selection!r}")
+    coarse_steps = max(n_steps // 4, 1) if coarse_steps is None else coarse_steps
+    if coarse_steps < 1:
+        raise ValueError(f"coarse_steps must be >= 1; got {coarse_steps}")
     settings = dict(method=method, n_points=n_points, n_steps=n_steps, n_insertions=n_insertions,
-                    lr=lr, momentum=momentum, spring=spring, climb=climb, dense=dense, refine=refine)
+                    lr=lr, momentum=momentum, spring=spring, climb=climb, dense=dense, refine=refine,
+                    pair_selection=pair_selection)
+    if pair_selection == "adaptive":
+        settings["coarse_steps"] = coarse_steps
 
     with torch.no_grad():
         end_values = objective(minima).detach()  # (N,)
@@ -256,18 +279,37 @@ def minima_barcode(
     diverged = torch.zeros(len(pairs), dtype=torch.bool, device=minima.device)
     best = _Best(len(pairs))
     best.update(paths, *_dense_profile(objective, paths, values_at_ends, dense, refine))
-    if method == "neb":
-        rounds = n_insertions + 1
-        bar = tqdm(total=rounds * n_steps, desc="optimizing paths", disable=not progress)
-        for round_index in range(rounds):
-            paths = _neb_round(objective, paths, values_at_ends, n_steps, lr, momentum, spring,
-                               climb_from=(n_steps // 2 if round_index == 0 else 0) if climb else None,
-                               bar=bar, diverged=diverged)
-            profile = _dense_profile(objective, paths, values_at_ends, dense, refine)
-            best.update(paths, *profile)
-            if round_index < rounds - 1:
-                paths = _insert_points(paths, *profile)
-        bar.close()
+    optimize = functools.partial(
+        _optimize_paths, objective, best=best, diverged=diverged, lr=lr, momentum=momentum,
+        spring=spring, climb=climb, dense=dense, refine=refine, progress=progress,
+    )
+    evaluations = 0
+    everything = np.arange(len(pairs))
+    if method == "neb" and pair_selection == "all":
+        _, evaluations = optimize(paths, values_at_ends, everything, n_steps=n_steps,
+                                  n_insertions=n_insertions)
+    elif method == "neb":
+        # Coarse pass on every pair, then full refinement only where the barcode can change.
+        coarse, evaluations = optimize(paths, values_at_ends, everything, n_steps=coarse_steps,
+                                       n_insertions=0)
+        coarse_saddles = best.maxima()
+        refined = np.zeros(len(pairs), dtype=bool)
+        slack = 0.0
+        while True:
+            rows = pairs_to_refine(n_minima, pairs.numpy(), best.maxima(), refined, slack)
+            if len(rows) == 0:
+                break
+            index = torch.as_tensor(rows, device=minima.device)
+            _, spent = optimize(coarse[index], values_at_ends[index], rows, n_steps=n_steps,
+                                n_insertions=n_insertions)
+            evaluations += spent
+            refined[rows] = True
+            decrease = coarse_saddles[refined] - best.maxima()[refined]
+            slack = max(slack, float(np.nanmax(np.where(np.isfinite(decrease), decrease, np.nan),
+                                               initial=0.0)))
+        logger.info("adaptive pairs: refined %d of %d paths (slack %.3g)", refined.sum(),
+                    len(pairs), slack)
+    settings["gradient_evaluations"] = int(evaluations)
 
     saddles = best.maxima()
     known = np.isfinite(saddles)
@@ -303,6 +345,31 @@ def _reindex_edges(barcode: Barcode, edge_rows: np.ndarray) -> Barcode:
     return dataclasses.replace(barcode, death_edge=edge_rows[barcode.death_edge])
 
 
+def _optimize_paths(objective, paths, values_at_ends, rows, *, best, diverged, n_steps,
+                    n_insertions, lr, momentum, spring, climb, dense, refine, progress):
+    """Run NEB rounds on the paths of pair rows ``rows``; keep each pair's best path.
+
+    ``paths`` is ``(len(rows), K, D)``. Returns the final paths and the number of
+    gradient evaluations (points times steps) spent.
+    """
+    rounds = n_insertions + 1
+    subset_diverged = diverged[torch.as_tensor(rows, device=diverged.device)].clone()
+    evaluations = 0
+    bar = tqdm(total=rounds * n_steps, desc=f"optimizing {len(rows)} paths", disable=not progress)
+    for round_index in range(rounds):
+        evaluations += n_steps * paths.shape[0] * (paths.shape[1] - 2)
+        paths = _neb_round(objective, paths, values_at_ends, n_steps, lr, momentum, spring,
+                           climb_from=(n_steps // 2 if round_index == 0 else 0) if climb else None,
+                           bar=bar, diverged=subset_diverged)
+        profile = _dense_profile(objective, paths, values_at_ends, dense, refine)
+        best.update(paths, *profile, rows=rows)
+        if round_index < rounds - 1:
+            paths = _insert_points(paths, *profile)
+    bar.close()
+    diverged[torch.as_tensor(rows, device=diverged.device)] = subset_diverged
+    return paths, evaluations
+
+
 class _Best:
     """Per pair, the path with the lowest profile maximum seen so far."""
 
@@ -312,16 +379,20 @@ class _Best:
         self.values = [None] * n_pairs
         self._maxima = np.full(n_pairs, np.inf)
 
-    def update(self, paths: torch.Tensor, positions: torch.Tensor, values: torch.Tensor) -> None:
-        fractions = _arclength_fractions(paths, positions)  # (M, S)
+    def update(self, paths: torch.Tensor, positions: torch.Tensor, values: torch.Tensor,
+               rows=None) -> None:
+        """Offer the paths of pair ``rows`` (default all pairs, in order) with their profiles."""
+        rows = np.arange(len(paths)) if rows is None else np.asarray(rows)
+        fractions = _arclength_fractions(paths, positions)  # (len(rows), S)
         values64 = values.double().cpu().numpy()
         maxima = values64.max(axis=1)  # NaN wherever a profile has a NaN
-        better = np.isfinite(maxima) & (maxima < self._maxima)
-        for m in np.flatnonzero(better):  # bookkeeping on M small arrays
-            self._maxima[m] = maxima[m]
-            self.paths[m] = paths[m].detach().cpu().clone()
-            self.positions[m] = fractions[m]
-            self.values[m] = values64[m]
+        better = np.isfinite(maxima) & (maxima < self._maxima[rows])
+        for i in np.flatnonzero(better):  # bookkeeping on M small arrays
+            m = rows[i]
+            self._maxima[m] = maxima[i]
+            self.paths[m] = paths[i].detach().cpu().clone()
+            self.positions[m] = fractions[i]
+            self.values[m] = values64[i]
 
     def maxima(self) -> np.ndarray:
         return self._maxima.copy()
