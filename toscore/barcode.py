@@ -368,23 +368,23 @@ def _kruskal_forest(n_vertices: int, edges: np.ndarray, weights: np.ndarray) -> 
     1-based position in that order gives distinct positive weights, so the minimum
     spanning forest is unique, equals the one Kruskal's loop would keep, and no weight is
     zero (sparse matrices would drop it). scipy then finds that forest in compiled code.
+    Positions up to 2**53 are exact in float64.
     """
     if len(edges) == 0:
         return np.empty(0, dtype=np.int64)
-    order = np.lexsort((np.arange(len(edges)), weights))
-    position = np.empty(len(edges), dtype=np.int64)
-    position[order] = np.arange(1, len(edges) + 1)
+    order = np.argsort(weights, kind="stable")  # by (weight, row)
 
-    # Keep one edge per vertex pair (the earliest), since a sparse matrix sums duplicates.
+    # Keep one edge per vertex pair, the earliest in that order, because a sparse matrix
+    # sums duplicates. np.unique returns the first occurrence of each pair key.
     low = np.minimum(edges[:, 0], edges[:, 1])
     high = np.maximum(edges[:, 0], edges[:, 1])
-    by_pair = np.lexsort((position, high, low))
-    first = np.ones(len(edges), dtype=bool)
-    first[1:] = (low[by_pair][1:] != low[by_pair][:-1]) | (high[by_pair][1:] != high[by_pair][:-1])
-    unique_rows = by_pair[first]
+    pair_key = low[order] * np.int64(n_vertices) + high[order]
+    _, first = np.unique(pair_key, return_index=True)
+    unique_positions = np.sort(first)  # positions in `order`, 0-based
+    unique_rows = order[unique_positions]
 
     graph = coo_matrix(
-        (position[unique_rows].astype(np.float64), (low[unique_rows], high[unique_rows])),
+        ((unique_positions + 1).astype(np.float64), (low[unique_rows], high[unique_rows])),
         shape=(n_vertices, n_vertices),
     ).tocsr()
     forest = minimum_spanning_tree(graph).tocoo()
