@@ -8,7 +8,7 @@ VENV="${TOSCORE_VENV:-$ROOT/.venv}"
 
 usage() {
     cat <<EOF
-Usage: ./reproduce.sh [--profile P] [--only NAME]... [-p NAME VALUE]... [--list] [--dry-run]
+Usage: ./reproduce.sh [--profile P] [--only NAME]... [-p NAME VALUE]... [--list] [--dry-run] [--fresh]
 
 Creates or reuses a virtual environment, installs toscore into it (pip install -e .,
 only when pyproject.toml changed since the last install), registers its Jupyter
@@ -22,15 +22,27 @@ Options (passed to python -m toscore.reproduce):
   -p NAME VALUE     set a parameter in every selected notebook that has it, after the
                     profile file; VALUE is converted to the type of the default
   --list            list the notebooks and profiles, then exit
-  --dry-run         check every parameter and print what would run, without executing
+  --dry-run         check every parameter, then execute each notebook only up to its
+                    cell tagged plan, with dry_run=True: every configuration is built
+                    (on synthetic data where a dataset is missing) and its table of
+                    sizes and memory estimates printed; writes only runs/<profile>/dry-run/
+  --fresh           recompute everything instead of reusing the minima and barcodes
+                    saved in runs/<profile>/cache/ by an earlier run
   -h, --help        show this help
+
+Resuming: minima and barcodes are saved as soon as they are computed. After an
+interruption (Ctrl-C, a killed process) run the same command again: saved results
+are reused (checked by checksum) and only the missing ones are computed.
 
 Parameters of a notebook: its parameters cell, overridden by
 notebooks/profiles/<profile>/<stem>.yaml, overridden by -p.
-Outputs: figures/<profile>/ (figures), runs/<profile>/notebooks/ (executed copies),
-runs/<profile>/timings.json (wall time per notebook).
+Outputs: figures/<profile>/ (figures, CSVs, README.md written by 06_summary),
+figures/<profile>/MANIFEST.json (commit, date, versions, device, wall time per
+notebook; runs with --only update their notebooks' entries), runs/<profile>/notebooks/
+(executed copies), runs/<profile>/timings.json (wall time per notebook).
 
 Environment:
+  TOSCORE_CACHE_DIR folder of saved minima and barcodes (default: runs/<profile>/cache)
   TOSCORE_VENV      virtual environment to create or reuse (default: $ROOT/.venv)
   PYTHON            interpreter that creates it (default: python3; needs >= 3.10)
 EOF

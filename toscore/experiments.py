@@ -195,7 +195,7 @@ def segments_table(barcode: MinimaBarcode, minima: Minima, config: dict,
     table["merged_into"] = merged
     table["essential"] = essential
     for key, value in reversed(list(config.items())):
-        table.insert(0, key, value)
+        table.insert(0, key, [value] * n_minima)  # a list: a tuple value such as input_shape is one cell
     return table
 
 

@@ -105,3 +105,220 @@ def plot_score_trends(scores: pd.DataFrame, *, x_depth: str = "depth", x_width: 
     sns.despine(fig=figure)
     figure.tight_layout()
     return figure
+
+
+__all__ += ["plot_agreement", "plot_barcode_comparison", "plot_function_map", "plot_map_and_barcodes"]
+
+
+def plot_function_map(points, values, grid_shape=None, *, minima=None, paths=(), highlight=None,
+                      saddles=None, vmax=None, levels: int = 24, ax=None, title: str = "",
+                      xlabel: str = "x", ylabel: str = "y"):
+    """Filled contour map of a 2-D function with minima, optimized paths and saddles.
+
+    Parameters
+    ----------
+    points : array_like, shape (n_points, 2)
+        Sample locations; for a grid, x runs fastest (as in :func:`toscore.toy.sample_grid`).
+    values : array_like, shape (n_points,)
+    grid_shape : (n_y, n_x), optional
+        Draw with ``contourf`` on the grid; without it the points are triangulated.
+    minima : array_like, shape (N, 2), optional
+        Drawn as numbered dots.
+    paths : sequence of array_like, each of shape (K_m, 2)
+        Polylines between minima.
+    highlight : array_like of bool, shape (len(paths),), optional
+        Paths drawn bold, e.g. those whose maxima end bars; the others are drawn thin.
+    saddles : array_like, shape (S, 2), optional
+        Drawn as crosses.
+    vmax : float, optional
+        Values above it share the top colour, so that low-lying structure stays visible
+        next to steep walls. Default: the largest value.
+    levels : int, default 24
+        Number of filled contour levels between the smallest value and ``vmax``.
+    ax : matplotlib Axes, optional
+    title, xlabel, ylabel : str
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    if ax is None:
+        figure, ax = plt.subplots(figsize=(5.5, 4.5))
+    else:
+        figure = ax.figure
+    coords = np.asarray(points, dtype=np.float64)
+    vals = np.asarray(values, dtype=np.float64)
+    top = float(vals.max()) if vmax is None else float(vmax)
+    bounds = np.linspace(float(vals.min()), top, levels + 1)
+    shown = np.minimum(vals, top)
+    if grid_shape is not None:
+        n_y, n_x = grid_shape
+        x, y = coords[:n_x, 0], coords[::n_x, 1]
+        filled = ax.contourf(x, y, shown.reshape(n_y, n_x), levels=bounds, cmap="mako", extend="max")
+        ax.contour(x, y, shown.reshape(n_y, n_x), levels=bounds[::2], colors="white", linewidths=0.3,
+                   alpha=0.5)
+    else:
+        filled = ax.tricontourf(coords[:, 0], coords[:, 1], shown, levels=bounds, cmap="mako", extend="max")
+    figure.colorbar(filled, ax=ax, label="value", fraction=0.046, pad=0.04)
+
+    colors = sns.color_palette("deep")
+    bold = np.ones(len(paths), dtype=bool) if highlight is None else np.asarray(highlight, dtype=bool)
+    for path, strong in zip(paths, bold):
+        line = np.asarray(path, dtype=np.float64)
+        if strong:
+            ax.plot(line[:, 0], line[:, 1], "-", color=colors[1], lw=2.2, zorder=3)
+        else:
+            ax.plot(line[:, 0], line[:, 1], "--", color="0.85", lw=0.9, zorder=2)
+    if saddles is not None and len(saddles):
+        crosses = np.asarray(saddles, dtype=np.float64).reshape(-1, 2)
+        ax.plot(crosses[:, 0], crosses[:, 1], "x", color=colors[3], ms=10, mew=2.5, zorder=5,
+                label="saddle (path maximum)")
+    if minima is not None and len(minima):
+        dots = np.asarray(minima, dtype=np.float64).reshape(-1, 2)
+        ax.plot(dots[:, 0], dots[:, 1], "o", color="white", mec="black", ms=7, zorder=6, label="minimum")
+        for index, (px, py) in enumerate(dots):
+            ax.annotate(str(index), (px, py), xytext=(5, 5), textcoords="offset points", color="white",
+                        fontsize=9, fontweight="bold", zorder=7)
+    ax.set_xlim(coords[:, 0].min(), coords[:, 0].max())
+    ax.set_ylim(coords[:, 1].min(), coords[:, 1].max())
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return figure
+
+
+def plot_barcode_comparison(bars: pd.DataFrame, *, labels=("algorithm 1 (point cloud)",
+                            "algorithm 2 (minima and paths)"), row_labels=None, axes=None,
+                            title: str = ""):
+    """Draw two barcodes side by side, one row per pair of matched bars.
+
+    Parameters
+    ----------
+    bars : DataFrame
+        Output of :func:`toscore.toy.compare_barcodes`: columns ``birth_1``,
+        ``death_1``, ``birth_2``, ``death_2`` (NaN for a missing partner, ``inf`` for
+        essential bars), ``relative_difference`` and ``essential``.
+    labels : (str, str)
+        Panel titles of the first and second barcode.
+    row_labels : sequence of str, optional
+        One label per row of ``bars``; default ``bar 0``, ``bar 1``, ...
+    axes : two matplotlib Axes, optional
+    title : str
+
+    Returns
+    -------
+    matplotlib Figure
+        Row ``i`` of both panels shows the ``i``-th pair. Infinite bars end in an
+        arrow at the right edge. The right panel labels each finite bar with its
+        relative death difference.
+    """
+    if axes is None:
+        figure, axes = plt.subplots(1, 2, figsize=(9, 0.4 * len(bars) + 1.4), sharex=True, sharey=True)
+    else:
+        figure = axes[0].figure
+    births = pd.concat([bars["birth_1"], bars["birth_2"]])
+    deaths = pd.concat([bars["death_1"], bars["death_2"]])
+    finite = deaths[np.isfinite(deaths)]
+    low = float(births.min())
+    high = float(finite.max()) if len(finite) else float(births.max())
+    right = high + 0.15 * (high - low + 1e-12)
+    colors = sns.color_palette("deep")
+    for side, ax in enumerate(axes, start=1):
+        for y, row in enumerate(bars.itertuples()):
+            birth, death = getattr(row, f"birth_{side}"), getattr(row, f"death_{side}")
+            if not np.isfinite(birth):
+                continue
+            end = right if np.isinf(death) else death
+            ax.plot([birth, end], [y, y], color=colors[1] if row.essential else colors[0], lw=5,
+                    solid_capstyle="butt")
+            ax.plot(birth, y, "o", color="k", ms=3)
+            if np.isinf(death):
+                ax.annotate("", xy=(right, y), xytext=(right - 1e-9 * (right - low + 1), y),
+                            arrowprops=dict(arrowstyle="->", color=colors[1]))
+            elif side == 2 and np.isfinite(row.relative_difference):
+                ax.annotate(f"{100 * row.relative_difference:.2g}%", (death, y), xytext=(4, 0),
+                            textcoords="offset points", va="center", fontsize=8)
+        ax.set_title(labels[side - 1], fontsize=10)
+        ax.set_xlabel("value (minimum to saddle)")
+        ax.set_xlim(low - 0.03 * (right - low + 1e-12), right + 0.12 * (right - low + 1e-12))
+        sns.despine(ax=ax)
+    if row_labels is None:
+        row_labels = [f"bar {i}" for i in range(len(bars))]
+    axes[0].set_yticks(range(len(bars)), list(row_labels))
+    axes[0].set_ylim(len(bars) - 0.5, -0.5)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_map_and_barcodes(bars: pd.DataFrame, points, values, grid_shape=None, *, row_labels=None,
+                          title: str = "", xlabel: str = "x", ylabel: str = "y", **map_layers):
+    """Draw a function's map (left) next to its two barcodes (right), in one figure.
+
+    Parameters
+    ----------
+    bars, row_labels
+        As for :func:`plot_barcode_comparison`.
+    points, values, grid_shape, xlabel, ylabel, **map_layers
+        As for :func:`plot_function_map` (``minima``, ``paths``, ``highlight``,
+        ``saddles``, ``vmax``, ``levels``).
+    title : str
+
+    Returns
+    -------
+    matplotlib Figure with three panels.
+    """
+    figure = plt.figure(figsize=(15, 4.8), layout="constrained")
+    grid = figure.add_gridspec(1, 3, width_ratios=[1.35, 1, 1])
+    map_ax = figure.add_subplot(grid[0])
+    left = figure.add_subplot(grid[1])
+    right = figure.add_subplot(grid[2], sharex=left, sharey=left)
+    plot_function_map(points, values, grid_shape, ax=map_ax, xlabel=xlabel, ylabel=ylabel, **map_layers)
+    plot_barcode_comparison(bars, row_labels=row_labels, axes=(left, right))
+    right.tick_params(labelleft=False)
+    figure.suptitle(title)
+    return figure
+
+
+def plot_agreement(bars: pd.DataFrame, *, x: str = "function", title: str = ""):
+    """Relative death difference of every matched finite bar, with its tolerance.
+
+    Parameters
+    ----------
+    bars : DataFrame
+        Rows of :func:`toscore.toy.compare_barcodes` tables, with columns ``x``,
+        ``relative_difference``, ``tolerance``, ``length_1``, ``matched`` and
+        ``essential``.
+    x : str, default "function"
+        Column that groups the bars along the horizontal axis.
+    title : str
+
+    Returns
+    -------
+    matplotlib Figure
+        Dots: ``|death_2 - death_1| / length_1`` in percent; dashes: the tolerance
+        ``tolerance / length_1`` in percent for the same bar. The axis is logarithmic;
+        differences below 1e-4 percent (exact agreement included) sit at 1e-4.
+    """
+    rows = bars[bars["matched"] & ~bars["essential"]].copy()
+    rows["difference (%)"] = np.maximum(100 * rows["relative_difference"], 1e-4)
+    rows["tolerance (%)"] = 100 * rows["tolerance"] / rows["length_1"]
+    groups = list(dict.fromkeys(rows[x]))
+    figure, ax = plt.subplots(figsize=(1.6 * len(groups) + 2.5, 3.8))
+    colors = sns.color_palette("deep")
+    positions = {group: i for i, group in enumerate(groups)}
+    rng = np.random.default_rng(0)  # a fixed jitter, so reruns draw the same figure
+    jitter = rng.uniform(-0.15, 0.15, len(rows))
+    centres = rows[x].map(positions).to_numpy(dtype=np.float64)
+    ax.plot(centres + jitter, rows["tolerance (%)"], "_", color=colors[3], ms=14, mew=2, label="tolerance")
+    ax.plot(centres + jitter, rows["difference (%)"], "o", color=colors[0], ms=6,
+            label="|death difference| / bar length")
+    ax.set_xticks(range(len(groups)), groups, rotation=20)
+    ax.set_ylabel("percent of the bar length")
+    ax.set_yscale("log")
+    ax.legend(frameon=False, fontsize=9)
+    ax.set_title(title)
+    sns.despine(ax=ax)
+    figure.tight_layout()
+    return figure
