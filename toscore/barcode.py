@@ -203,7 +203,7 @@ def graph_barcode(
         min_a, min_b = elder[root_a], elder[root_b]
         if rank[min_a] > rank[min_b]:
             root_a, root_b, min_a, min_b = root_b, root_a, min_b, min_a
-        # Component b holds the younger (higher) minimum, so it dies here.
+        # Component b contains the younger (higher) minimum, so it dies here.
         if keep_zero_length or weight > value_list[min_b]:
             births.append(value_list[min_b])
             deaths.append(weight)

@@ -358,9 +358,12 @@ def _optimize_paths(objective, paths, values_at_ends, rows, *, best, diverged, n
     bar = tqdm(total=rounds * n_steps, desc=f"optimizing {len(rows)} paths", disable=not progress)
     for round_index in range(rounds):
         evaluations += n_steps * paths.shape[0] * (paths.shape[1] - 2)
+        # The climbing image starts halfway through the first round, once the band has settled.
+        climb_from = None
+        if climb:
+            climb_from = n_steps // 2 if round_index == 0 else 0
         paths = _neb_round(objective, paths, values_at_ends, n_steps, lr, momentum, spring,
-                           climb_from=(n_steps // 2 if round_index == 0 else 0) if climb else None,
-                           bar=bar, diverged=subset_diverged)
+                           climb_from=climb_from, bar=bar, diverged=subset_diverged)
         profile = _dense_profile(objective, paths, values_at_ends, dense, refine)
         best.update(paths, *profile, rows=rows)
         if round_index < rounds - 1:
