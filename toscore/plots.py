@@ -322,3 +322,269 @@ def plot_agreement(bars: pd.DataFrame, *, x: str = "function", title: str = ""):
     sns.despine(ax=ax)
     figure.tight_layout()
     return figure
+
+
+__all__ += ["plot_group_barcodes", "plot_segment_error"]
+
+
+def _group_colors(names) -> dict:
+    """Assign one seaborn "deep" color to each group name, in the given order."""
+    palette = sns.color_palette("deep")
+    return {name: palette[i % len(palette)] for i, name in enumerate(names)}
+
+
+def plot_group_barcodes(table: pd.DataFrame, *, group: str = "group", groups=None,
+                        title: str = ""):
+    """Draw the minima segments of one joint barcode in one panel per group, side by side.
+
+    Every bar runs from a minimum's loss (black dot) to the saddle where its component
+    merges with one holding a lower minimum (vertical tick). All panels share the loss
+    axis, so bars of different groups compare directly. The global minimum's infinite
+    bar runs to the right edge and ends in an arrow.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per minimum, as :func:`toscore.generalization.minimum_table` returns
+        (columns ``group``, ``seed``, ``birth``, ``death``, ``length``, ``essential``,
+        optionally ``excluded``, whose true rows are not drawn).
+    group : str, default "group"
+        Column that names the groups.
+    groups : sequence of str, optional
+        Panel order; default the order of first appearance.
+    title : str
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    rows = table if "excluded" not in table else table[~table["excluded"].astype(bool)]
+    names = list(dict.fromkeys(rows[group])) if groups is None else list(groups)
+    colors = _group_colors(names)
+    finite = rows[~rows["essential"].astype(bool)]
+    top = finite["death"].max() if len(finite) else rows["birth"].max()
+    left = rows["birth"].min()
+    right = top + 0.12 * (top - left + 1e-12)
+    height = max(rows.groupby(group).size().max(), 1)
+    figure, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 0.3 * height + 1.6),
+                                sharex=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        own = rows[rows[group] == name].sort_values(["essential", "length"], ascending=[True, False])
+        for y, row in enumerate(own.itertuples()):
+            end = right if row.essential else row.death
+            ax.plot([row.birth, end], [y, y], color=colors[name], lw=4, solid_capstyle="butt")
+            ax.plot(row.birth, y, "o", color="k", ms=3.5, label="minimum" if y == 0 else None)
+            if row.essential:
+                ax.annotate("", xy=(right, y), xytext=(right - 1e-9, y),
+                            arrowprops=dict(arrowstyle="->", color=colors[name]))
+            else:
+                ax.plot(row.death, y, "|", color="k", ms=11, mew=1.5,
+                        label="saddle" if y == 0 else None)
+        ax.set_yticks(range(len(own)), [f"seed {int(s)}" + (" (global)" if e else "")
+                                        for s, e in zip(own["seed"], own["essential"])])
+        ax.set_ylim(len(own) - 0.5, -0.5)
+        ax.set_xlim(left - 0.04 * (right - left + 1e-12), right)
+        ax.set_title(f"{name}, n = {len(own)}")
+        ax.set_xlabel("loss (minimum to saddle)")
+        sns.despine(ax=ax)
+    axes[0][0].legend(frameon=False, fontsize=8, loc="lower right")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_segment_error(table: pd.DataFrame, *, group: str = "group", correlation: dict | None = None,
+                       title: str = ""):
+    """Scatter minima segment length against test error, one color per group.
+
+    Minima with a finite segment are dots. The global minimum, whose segment is
+    infinite, is a triangle at the right edge, labelled; diverged minima
+    (``excluded``) are not drawn.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per minimum with columns ``group``, ``length``, ``test_error`` (a
+        fraction; drawn in percent), ``essential`` and optionally ``excluded``.
+    group : str, default "group"
+    correlation : dict, optional
+        With keys ``rho``, ``ci_low``, ``ci_high``, ``confidence`` and ``n`` (a row of
+        :func:`toscore.generalization.segment_error_correlation`), written under the title.
+    title : str
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    rows = table if "excluded" not in table else table[~table["excluded"].astype(bool)]
+    names = list(dict.fromkeys(rows[group]))
+    colors = _group_colors(names)
+    essential = rows["essential"].astype(bool)
+    finite = rows[~essential]
+    figure, ax = plt.subplots(figsize=(5.6, 4.2))
+    sns.scatterplot(data=finite.assign(test_error_percent=100 * finite["test_error"]),
+                    x="length", y="test_error_percent", hue=group, hue_order=names,
+                    palette=colors, s=55, ax=ax)
+    span = finite["length"].max() - finite["length"].min() if len(finite) else 1.0
+    edge = (finite["length"].max() if len(finite) else 0.0) + 0.12 * (span or 1.0)
+    for row in rows[essential].itertuples():
+        error = 100 * row.test_error
+        ax.plot(edge, error, ">", color=colors[getattr(row, group)], ms=10, mec="k")
+        ax.annotate("global minimum\n(infinite segment)", (edge, error), xytext=(-8, 8),
+                    textcoords="offset points", ha="right", fontsize=8)
+    ax.set_xlabel("minima segment length (saddle minus minimum)")
+    ax.set_ylabel("test error (%)")
+    if correlation is not None:
+        title = (f"{title}\nSpearman rho = {correlation['rho']:.2f}, "
+                 f"{100 * correlation['confidence']:.0f}% CI [{correlation['ci_low']:.2f}, "
+                 f"{correlation['ci_high']:.2f}], n = {int(correlation['n'])}").strip()
+    ax.set_title(title, fontsize=10)
+    ax.legend(title=None, frameon=False, fontsize=9)
+    sns.despine(ax=ax)
+    figure.tight_layout()
+    return figure
+
+
+__all__ += ["plot_architecture_comparison", "plot_barcodes_side_by_side", "plot_conv_score_trends"]
+
+
+def _kept_minima(segments: pd.DataFrame) -> pd.DataFrame:
+    """Rows of minima that are vertices of the barcode (not excluded after diverging)."""
+    if "excluded" in segments.columns:
+        return segments[~segments["excluded"].astype(bool)]
+    return segments
+
+
+def plot_conv_score_trends(scores: pd.DataFrame, *, x_depth: str = "n_conv", x_width: str = "channels",
+                           style: str = "batch_norm", value: str = "to_score", title: str = ""):
+    """Plot a score against depth and against width of convolutional networks, styled by ``style``.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        One row per configuration with columns ``x_depth``, ``x_width``, ``style`` and
+        ``value``; repeated configurations are averaged with a confidence band.
+    x_depth, x_width : str, default "n_conv", "channels"
+        Size columns: convolution layers and channels per convolution.
+    style : str, default "batch_norm"
+        Column drawn as the line style (solid and dashed for False and True).
+    value : str, default "to_score"
+    title : str
+
+    Returns
+    -------
+    matplotlib Figure
+        Left: ``value`` against ``x_depth``, one colour per ``x_width``; right: against
+        ``x_width`` (log scale, base 2), one colour per ``x_depth``. The value axis is
+        logarithmic when every value is positive.
+    """
+    table = scores.copy()
+    table[style] = table[style].astype(bool)  # so the legend says True/False and styles are fixed
+    dashes = {False: "", True: (4, 2)}
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    sns.lineplot(data=table, x=x_depth, y=value, hue=x_width, style=style, dashes=dashes,
+                 marker="o", palette="viridis", ax=left)
+    sns.lineplot(data=table, x=x_width, y=value, hue=x_depth, style=style, dashes=dashes,
+                 marker="o", palette="viridis", ax=right)
+    left.set_xticks(sorted(table[x_depth].unique()))
+    right.set_xscale("log", base=2)
+    widths = sorted(table[x_width].unique())
+    right.set_xticks(widths, [str(w) for w in widths])
+    right.minorticks_off()
+    left.set_ylabel("TO-score" if value == "to_score" else value)
+    left.set_xlabel("convolution layers")
+    right.set_xlabel("channels per convolution")
+    for ax in (left, right):
+        ax.legend(frameon=False, fontsize=8)
+    if np.all(table[value] > 0):
+        left.set_yscale("log")
+    figure.suptitle(title)
+    sns.despine(fig=figure)
+    figure.tight_layout()
+    return figure
+
+
+def plot_barcodes_side_by_side(tables: dict, *, title: str = "", sharex: bool = True):
+    """Draw the barcodes of several configurations in adjacent panels.
+
+    Parameters
+    ----------
+    tables : dict of str to DataFrame
+        Panel title to rows of :func:`toscore.experiments.segments_table` of one
+        configuration; minima excluded after diverging are left out.
+    title : str
+    sharex : bool, default True
+        One loss axis for all panels, so bar lengths compare by eye.
+
+    Returns
+    -------
+    matplotlib Figure with one panel per entry of ``tables``, drawn by
+    :func:`plot_barcode`.
+    """
+    if not tables:
+        raise ValueError("tables is empty; give at least one configuration's segments")
+    kept = {label: _kept_minima(table) for label, table in tables.items()}
+    height = 0.35 * max(len(table) for table in kept.values()) + 1.4
+    figure, axes = plt.subplots(1, len(kept), figsize=(4.6 * len(kept), height), sharex=sharex,
+                                squeeze=False)
+    for ax, (label, table) in zip(axes[0], kept.items()):
+        plot_barcode(table, title=label, ax=ax)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_architecture_comparison(segments: pd.DataFrame, summary: pd.DataFrame, *,
+                                 column: str = "architecture", title: str = ""):
+    """Compare architectures: segment lengths, TO-score and test accuracy side by side.
+
+    Parameters
+    ----------
+    segments : DataFrame
+        One row per minimum with columns ``column``, ``length``, ``essential`` and
+        ``test_accuracy`` (fraction); minima excluded after diverging are left out.
+    summary : DataFrame
+        :func:`toscore.comparison.architecture_summary` of the same segments (columns
+        ``column``, ``to_score``, ``norm_ord``, ``test_accuracy_mean``,
+        ``test_accuracy_std``); its row order is the panels' order.
+    column : str, default "architecture"
+    title : str
+
+    Returns
+    -------
+    matplotlib Figure
+        Left: every finite segment length (dots) over a box plot; middle: the TO-score;
+        right: test accuracy, mean and standard deviation (bar and whisker) with every
+        minimum as a dot.
+    """
+    order = list(summary[column])
+    kept = _kept_minima(segments)
+    finite = kept[~kept["essential"].astype(bool)]
+    palette = dict(zip(order, sns.color_palette("deep", len(order))))
+    figure, (lengths, scores, accuracy) = plt.subplots(1, 3, figsize=(12, 4))
+
+    sns.boxplot(data=finite, x=column, y="length", order=order, hue=column, palette=palette,
+                fliersize=0, boxprops=dict(alpha=0.35), ax=lengths)
+    sns.stripplot(data=finite, x=column, y="length", order=order, color="k", size=4, jitter=0.15,
+                  ax=lengths)
+    lengths.set_ylabel("minima-segment length (loss)")
+    lengths.set_title("finite segments")
+
+    positions = np.arange(len(order))
+    scores.bar(positions, summary["to_score"], color=[palette[label] for label in order])
+    scores.set_ylabel(f"TO-score (ord={summary['norm_ord'].iloc[0]})")
+    scores.set_title("TO-score")
+
+    accuracy.bar(positions, 100 * summary["test_accuracy_mean"],
+                 yerr=100 * summary["test_accuracy_std"].fillna(0.0), capsize=5,
+                 color=[palette[label] for label in order], alpha=0.6)
+    sns.stripplot(data=kept.assign(**{"test accuracy (%)": 100 * kept["test_accuracy"]}), x=column,
+                  y="test accuracy (%)", order=order, color="k", size=4, jitter=0.15, ax=accuracy)
+    accuracy.set_title("test accuracy")
+    for ax in (lengths, scores, accuracy):
+        ax.set_xticks(positions, order)
+        ax.set_xlabel("")
+        sns.despine(ax=ax)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
