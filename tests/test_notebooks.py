@@ -174,3 +174,114 @@ def test_fresh_run_ignores_saved_artifacts(tmp_path):
     assert _runner(tmp_path / "fresh", cache, "--fresh").wait(timeout=600) == 0
     rewritten = {path: path.stat().st_mtime_ns for path in cache.rglob("*.npz")}
     assert all(rewritten[path] > mtime for path, mtime in saved.items())
+
+
+def test_minima_generalization_tables_are_consistent(smoke_run):
+    from scipy.stats import spearmanr
+
+    from toscore import graph_barcode
+
+    folder = smoke_run("05_minima_generalization")
+    minima = pd.read_csv(folder / "e5_minima.csv")
+    saddles = pd.read_csv(folder / "e5_saddles.csv")
+    statistics = pd.read_csv(folder / "e5_group_statistics.csv")
+    correlation = pd.read_csv(folder / "e5_correlation.csv")
+
+    for configuration, rows in minima.groupby("configuration"):
+        kept = rows[~rows["excluded"]].reset_index(drop=True)
+        assert set(kept["group"]) == {"type 1", "type 2"}
+        assert kept["seed"].is_unique
+        assert kept["essential"].sum() == 1  # one joint barcode over both types
+
+        # Rebuild the joint barcode from the saved saddles of every pair.
+        pairs = saddles[saddles["configuration"] == configuration]
+        assert len(pairs) == len(kept) * (len(kept) - 1) // 2
+        vertex = {seed: i for i, seed in enumerate(kept["seed"])}
+        edges = np.column_stack([pairs["seed_i"].map(vertex), pairs["seed_j"].map(vertex)])
+        bars = graph_barcode(kept["birth"].to_numpy(), edges, pairs["saddle"].to_numpy())
+        lengths = np.zeros(len(kept))  # minima without a bar die at their own value
+        lengths[bars.birth_vertex] = bars.lengths
+        lengths[bars.essential_vertex] = np.inf
+        np.testing.assert_allclose(kept["length"], lengths, rtol=1e-12, atol=1e-15)
+
+        # Per-type means, and the pooled correlation without the global minimum.
+        by_group = statistics[statistics["configuration"] == configuration].set_index("group")
+        finite = kept[~kept["essential"]]
+        for name, own in kept.groupby("group"):
+            assert by_group.loc[name, "test_error_mean"] == pytest.approx(own["test_error"].mean())
+            own_finite = finite[finite["group"] == name]["length"]
+            if len(own_finite):
+                assert by_group.loc[name, "length_mean"] == pytest.approx(own_finite.mean())
+        pooled = correlation[(correlation["configuration"] == configuration)
+                             & (correlation["scope"] == "all")].iloc[0]
+        assert pooled["n"] == len(finite)
+        expected = spearmanr(finite["length"], finite["test_error"]).statistic
+        assert pooled["rho"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_cnn_depth_width_tables_are_consistent(smoke_run):
+    import yaml
+    from scipy.stats import spearmanr
+
+    folder = smoke_run("03_to_score_cnn")
+    profile = yaml.safe_load((ROOT / "notebooks/profiles/smoke/03_to_score_cnn.yaml").read_text())
+    segments = pd.read_csv(folder / "e3_segments.csv")
+    scores = pd.read_csv(folder / "e3_scores.csv")
+    trends = pd.read_csv(folder / "e3_trends.csv")
+    keys = ["batch_norm", "n_conv", "channels"]
+    grid = {(b, n, c) for b in profile["batch_norms"] for n in profile["n_convs"]
+            for c in profile["channels"]}
+    assert set(scores[keys].itertuples(index=False, name=None)) == grid
+
+    # Recompute every TO-score (ord 2) from the saved raw segments.
+    for row in scores.itertuples():
+        rows = segments[(segments["batch_norm"] == row.batch_norm) & (segments["n_conv"] == row.n_conv)
+                        & (segments["channels"] == row.channels) & ~segments["excluded"]]
+        assert len(rows) == row.n_minima
+        assert rows["essential"].sum() == 1
+        finite = rows.loc[~rows["essential"], "length"].to_numpy()
+        assert np.all(finite >= 0)
+        assert row.to_score == pytest.approx(np.linalg.norm(finite), rel=1e-12, abs=1e-15)
+        assert row.norm_ord == 2
+
+    # Recompute the Spearman trends within each batch-norm setting.
+    for row in trends.itertuples():
+        part = scores[scores["batch_norm"] == row.batch_norm]
+        assert row.n == len(part)
+        if part["to_score"].nunique() > 1:
+            expected = spearmanr(part[row.size], part["to_score"]).statistic
+            assert row.rho == pytest.approx(expected, abs=1e-12)
+        else:
+            assert np.isnan(row.rho)
+    for row in scores.itertuples():
+        name = f"e3_barcode_nconv{row.n_conv}_ch{row.channels}_bn{int(row.batch_norm)}.png"
+        assert (folder / "barcodes" / name).is_file()
+
+
+def test_small_vs_large_tables_are_consistent(smoke_run):
+    folder = smoke_run("04_small_vs_large")
+    segments = pd.read_csv(folder / "e4_segments.csv")
+    summary = pd.read_csv(folder / "e4_summary.csv").set_index("architecture")
+    statistics = pd.read_csv(folder / "e4_statistics.csv", index_col=0)["value"]
+    roles = segments.drop_duplicates("role").set_index("role")["architecture"]
+    assert set(roles.index) == {"small", "large"}
+
+    finite = {}
+    for role, label in roles.items():
+        rows = segments[(segments["architecture"] == label) & ~segments["excluded"]]
+        assert rows["essential"].sum() == 1
+        finite[role] = rows.loc[~rows["essential"], "length"].to_numpy()
+        assert summary.loc[label, "to_score"] == pytest.approx(np.linalg.norm(finite[role]), abs=1e-15)
+        assert summary.loc[label, "test_accuracy_mean"] == pytest.approx(rows["test_accuracy"].mean())
+        assert summary.loc[label, "n_finite_segments"] == len(finite[role])
+
+    # U counts the (small, large) pairs with the longer small segment, ties counting 1/2.
+    small, large = finite["small"][:, None], finite["large"][None, :]
+    u_statistic = float(np.sum(small > large) + 0.5 * np.sum(small == large))
+    assert float(statistics["u_statistic"]) == pytest.approx(u_statistic)
+    score_small = summary.loc[roles["small"], "to_score"]
+    score_large = summary.loc[roles["large"], "to_score"]
+    if score_small > 0:
+        assert float(statistics["to_score_ratio"]) == pytest.approx(score_large / score_small)
+    assert (folder / "e4_barcodes.png").is_file()
+    assert (folder / "e4_comparison.pdf").is_file()

@@ -456,7 +456,8 @@ def _kept_minima(segments: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_conv_score_trends(scores: pd.DataFrame, *, x_depth: str = "n_conv", x_width: str = "channels",
-                           style: str = "batch_norm", value: str = "to_score", title: str = ""):
+                           style: str = "batch_norm", value: str = "to_score", ylabel: str | None = None,
+                           log: bool | None = None, title: str = ""):
     """Plot a score against depth and against width of convolutional networks, styled by ``style``.
 
     Parameters
@@ -469,14 +470,18 @@ def plot_conv_score_trends(scores: pd.DataFrame, *, x_depth: str = "n_conv", x_w
     style : str, default "batch_norm"
         Column drawn as the line style (solid and dashed for False and True).
     value : str, default "to_score"
+    ylabel : str, optional
+        Label of the value axis; default "TO-score" for ``to_score``, else ``value``.
+    log : bool, optional
+        Logarithmic value axis; default True for ``to_score`` when every value is
+        positive, else False.
     title : str
 
     Returns
     -------
     matplotlib Figure
         Left: ``value`` against ``x_depth``, one colour per ``x_width``; right: against
-        ``x_width`` (log scale, base 2), one colour per ``x_depth``. The value axis is
-        logarithmic when every value is positive.
+        ``x_width`` (log scale, base 2), one colour per ``x_depth``.
     """
     table = scores.copy()
     table[style] = table[style].astype(bool)  # so the legend says True/False and styles are fixed
@@ -491,12 +496,16 @@ def plot_conv_score_trends(scores: pd.DataFrame, *, x_depth: str = "n_conv", x_w
     widths = sorted(table[x_width].unique())
     right.set_xticks(widths, [str(w) for w in widths])
     right.minorticks_off()
-    left.set_ylabel("TO-score" if value == "to_score" else value)
+    if ylabel is None:
+        ylabel = "TO-score" if value == "to_score" else value
+    left.set_ylabel(ylabel)
     left.set_xlabel("convolution layers")
     right.set_xlabel("channels per convolution")
     for ax in (left, right):
         ax.legend(frameon=False, fontsize=8)
-    if np.all(table[value] > 0):
+    if log is None:
+        log = value == "to_score" and bool(np.all(table[value] > 0))
+    if log:
         left.set_yscale("log")
     figure.suptitle(title)
     sns.despine(fig=figure)
