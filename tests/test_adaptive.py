@@ -11,7 +11,7 @@ from toscore.adaptive import minimax_matrix, pairs_to_refine
 
 
 def _brute_force_minimax(n, pairs, values):
-    """Least largest edge over every simple path, by enumerating vertex orders."""
+    """Minimum over every simple path of its maximum edge, by enumerating vertex orders."""
     weight = {}
     for (a, b), value in zip(pairs.tolist(), values):
         weight[(a, b)] = weight[(b, a)] = min(value, weight.get((a, b), np.inf))

@@ -180,8 +180,8 @@ def test_segment_length_test_enumerated_p(small, large):
 @pytest.mark.parametrize("small, large, match", [
     ([], [0.1], "small_lengths is empty"),
     ([0.1], np.array([]), "large_lengths is empty"),
-    ([0.1, np.inf], [0.2], "small_lengths holds 1 NaN or infinite"),
-    ([0.1], [np.nan, np.nan], "large_lengths holds 2 NaN or infinite"),
+    ([0.1, np.inf], [0.2], "small_lengths contains 1 NaN or infinite"),
+    ([0.1], [np.nan, np.nan], "large_lengths contains 2 NaN or infinite"),
 ])
 def test_segment_length_test_bad_samples(small, large, match):
     with pytest.raises(ValueError, match=match):

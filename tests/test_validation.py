@@ -46,7 +46,9 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(ValueError, match=r"3 invalid parameter\(s\)") as error:
         check_parameters({"n_minima": 0, "lr": -1.0, "path_method": "x"})
     text = str(error.value)
-    assert "n_minima" in text and "lr" in text and "path_method" in text
+    assert "n_minima" in text
+    assert "lr" in text
+    assert "path_method" in text
 
 
 def test_custom_rules_override_and_extend():

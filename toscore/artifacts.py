@@ -54,7 +54,7 @@ class ArtifactStore:
     Parameters
     ----------
     root : path
-        Folder that holds one subfolder per artifact kind.
+        Folder with one subfolder per artifact kind.
     fresh : bool, default False
         Ignore existing artifacts (they are recomputed and overwritten).
     """

@@ -36,14 +36,14 @@ _SUMMARY_METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy"
 
 
 def _barcode_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows of minima that are barcode vertices: those not ``excluded`` after diverging."""
+    """Select the rows of minima that are barcode vertices, those not ``excluded`` after diverging."""
     if "excluded" in table.columns:
         return table[~table["excluded"].astype(bool)]
     return table
 
 
 def cnn_configs(input_shape, n_classes: int, n_convs, channels, batch_norms=(False,)) -> list[dict]:
-    """Configs of the ``"cnn"`` model for every (n_conv, channels, batch_norm) combination.
+    """Build the ``"cnn"`` model configs of every (n_conv, channels, batch_norm) combination.
 
     Parameters
     ----------
@@ -132,7 +132,7 @@ def model_config_rule(value) -> str | None:
 
 
 def architecture_label(config: dict) -> str:
-    """Short readable name of a model config, for tables and figure legends.
+    """Return a short readable name of a model config, for tables and figure legends.
 
     ``wide_resnet`` gives ``"WRN-16-2"``: depth and widen factor, with the builder's
     defaults 16 and 10 when absent. ``lenet`` gives ``"LeNet"`` and ``resnet`` gives
@@ -158,7 +158,7 @@ def architecture_label(config: dict) -> str:
 
 
 def trend_by_group(scores: pd.DataFrame, x: str, group: str, value: str = "to_score") -> pd.DataFrame:
-    """Spearman rank correlation of ``value`` with ``x`` within each value of ``group``.
+    """Compute the Spearman rank correlation of ``value`` with ``x`` within each value of ``group``.
 
     Parameters
     ----------
@@ -220,7 +220,7 @@ def segment_length_test(small_lengths, large_lengths) -> dict:
     Raises
     ------
     ValueError
-        If a sample is empty or holds a NaN or infinite value.
+        If a sample is empty or contains a NaN or infinite value.
     """
     from scipy.stats import mannwhitneyu
 
@@ -231,7 +231,7 @@ def segment_length_test(small_lengths, large_lengths) -> dict:
             raise ValueError(f"{name} is empty; the test needs at least one finite segment per network")
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
-            raise ValueError(f"{name} holds {bad} NaN or infinite values; pass finite segment lengths only")
+            raise ValueError(f"{name} contains {bad} NaN or infinite values; pass finite segment lengths only")
         samples.append(values)
     small, large = samples
     result = mannwhitneyu(small, large, alternative="greater", method="auto")
@@ -269,12 +269,12 @@ def compare_architectures(segments: pd.DataFrame, small: str, large: str, *,
     -------
     dict
         ``to_score_small``, ``to_score_large``: the ``ord``-norms of the finite lengths;
-        ``to_score_ratio``: large over small (below 1 when the large network's barcode
-        is shorter; ``inf`` when the small network's TO-score is 0 and the large one's
-        is not, NaN when both are 0); the keys of :func:`segment_length_test`;
-        ``norm_ord``; and ``supported``: True when the ratio is below 1 and the test
-        rejects at ``alpha``, False when the ratio is at least 1, None (undecided) when
-        the ratio is below 1 but the test does not reject.
+        ``to_score_ratio``: large over small, below 1 when the large network's barcode
+        is shorter. It is ``inf`` when only the small network's TO-score is 0, and NaN
+        when both are 0. Then the keys of :func:`segment_length_test`, ``norm_ord`` and
+        ``alpha``. Last, ``supported``: True when the ratio is below 1 and the test
+        rejects at ``alpha``; False when the ratio is at least 1 (or NaN); None
+        (undecided) when the ratio is below 1 but the test does not reject.
 
     Raises
     ------
@@ -312,7 +312,7 @@ def compare_architectures(segments: pd.DataFrame, small: str, large: str, *,
 
 def architecture_summary(segments: pd.DataFrame, *, column: str = "architecture",
                          ord: float = 2) -> pd.DataFrame:
-    """Per architecture: mean and standard deviation of the minima's metrics, and the TO-score.
+    """Tabulate per architecture the mean and standard deviation of the minima's metrics, and the TO-score.
 
     Parameters
     ----------

@@ -80,7 +80,7 @@ class MinimaBarcode:
 
     @property
     def saddle_matrix(self) -> np.ndarray:
-        """Symmetric ``(N, N)`` matrix of saddle values; the diagonal holds the minima values."""
+        """Symmetric ``(N, N)`` matrix of saddle values; the diagonal contains the minima values."""
         matrix = np.diag(self.minima_values)
         matrix[self.pairs[:, 0], self.pairs[:, 1]] = self.saddle_values
         matrix[self.pairs[:, 1], self.pairs[:, 0]] = self.saddle_values
@@ -91,7 +91,7 @@ class MinimaBarcode:
         """Finite minima segments: one row per non-global minimum.
 
         Columns: ``minimum`` (index), ``birth`` (its loss), ``death`` (the saddle),
-        ``length``, ``saddle_pair`` (the pair of minima whose path holds the saddle) and
+        ``length``, ``saddle_pair`` (the pair of minima whose path contains the saddle) and
         ``merged_into`` (the lower minimum it merges with).
         """
         bars = self.barcode

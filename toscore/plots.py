@@ -486,7 +486,7 @@ def plot_conv_score_trends(scores: pd.DataFrame, *, x_depth: str = "n_conv", x_w
     table = scores.copy()
     table[style] = table[style].astype(bool)  # so the legend says True/False and styles are fixed
     dashes = {False: "", True: (4, 2)}
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12.5, 4.2), sharey=True)
     sns.lineplot(data=table, x=x_depth, y=value, hue=x_width, style=style, dashes=dashes,
                  marker="o", palette="viridis", ax=left)
     sns.lineplot(data=table, x=x_width, y=value, hue=x_depth, style=style, dashes=dashes,
@@ -501,8 +501,8 @@ def plot_conv_score_trends(scores: pd.DataFrame, *, x_depth: str = "n_conv", x_w
     left.set_ylabel(ylabel)
     left.set_xlabel("convolution layers")
     right.set_xlabel("channels per convolution")
-    for ax in (left, right):
-        ax.legend(frameon=False, fontsize=8)
+    for ax in (left, right):  # outside the axes, so no line is hidden
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if log is None:
         log = value == "to_score" and bool(np.all(table[value] > 0))
     if log:
