@@ -30,6 +30,8 @@ def test_cnn_configs_grid_order():
     assert keys == [(False, 1, 4), (False, 1, 8), (False, 3, 4), (False, 3, 8),
                     (True, 1, 4), (True, 1, 8), (True, 3, 4), (True, 3, 8)]
     assert all(c["input_shape"] == (1, 40) and c["n_classes"] == 10 for c in configs)
+    assert all(c["head"] == "pool" for c in configs)
+    assert all(c["head"] == "flatten" for c in cnn_configs((1, 40), 10, [1], [4], head="flatten"))
     # 1-D kernel 3, no batch norm: 3*1*4 + 4 weights and biases, then the 4 -> 10 classifier.
     assert sum(p.numel() for p in build_model(configs[0]).parameters()) == 3 * 4 + 4 + 4 * 10 + 10
 

@@ -75,11 +75,11 @@ def _wide_resnet_count(depth, k, in_channels, n_classes):
     return total + 2 * c_in + _linear(c_in, n_classes)
 
 
-def _cnn_count(kernel, in_channels, n_conv, channels, n_classes, batch_norm):
+def _cnn_count(kernel, in_channels, n_conv, channels, n_classes, batch_norm, positions=1):
     per_layer_bn = 2 * channels if batch_norm else 0
     total = _conv(kernel, in_channels, channels, bias=not batch_norm) + per_layer_bn
     total += (n_conv - 1) * (_conv(kernel, channels, channels, bias=not batch_norm) + per_layer_bn)
-    return total + _linear(channels, n_classes)
+    return total + _linear(channels * positions, n_classes)
 
 
 def _on_meta(config):
@@ -168,6 +168,8 @@ def test_unknown_name_lists_registered_models():
         (dict(name="cnn", input_shape=(3, 8, 8), n_conv=2, channels=2.5, n_classes=2), "channels must be"),
         (dict(name="cnn", input_shape=(3, 8, 8), n_conv=2, channels=4, n_classes=2, batch_norm="yes"),
          "batch_norm must be True or False"),
+        (dict(name="cnn", input_shape=(3, 8, 8), n_conv=2, channels=4, n_classes=2, head="max"),
+         "head must be 'pool' or 'flatten'; got 'max'"),
         (dict(name="lenet", input_shape=(1, 8, 8), n_classes=10), r"s \+ 2 \* padding >= 16"),
         (dict(name="lenet", input_shape=(1, 32, 32), n_classes=0), "n_classes must be"),
         (dict(name="resnet", depth=18, input_shape=(3, 8, 8), n_classes=2), r"depth must be one of \[9, 14, 20\]"),
@@ -243,6 +245,21 @@ def test_cnn_parameter_count(batch_norm, input_shape, kernel, n_conv):
                   batch_norm=batch_norm)
     expected = _cnn_count(kernel, input_shape[0], n_conv, 32, 10, batch_norm)
     assert count_parameters(build_model(config)) == expected
+
+
+# Flatten head: the last feature map has 8x8 positions after one layer, 4x4 after two
+# (one pool) and 2x2 after four (two pools); 40, 20 and 10 positions in 1-D.
+@pytest.mark.parametrize("batch_norm", [False, True])
+@pytest.mark.parametrize("input_shape, kernel, positions", [
+    ((1, 8, 8), 9, {1: 64, 2: 16, 4: 4}), ((1, 40), 3, {1: 40, 2: 20, 4: 10})])
+@pytest.mark.parametrize("n_conv", [1, 2, 4])
+def test_cnn_flatten_head_parameter_count(batch_norm, input_shape, kernel, positions, n_conv):
+    config = dict(name="cnn", input_shape=input_shape, n_conv=n_conv, channels=5, n_classes=10,
+                  batch_norm=batch_norm, head="flatten")
+    expected = _cnn_count(kernel, input_shape[0], n_conv, 5, 10, batch_norm, positions[n_conv])
+    model = build_model(config)
+    assert count_parameters(model) == expected
+    assert model(torch.randn(3, *input_shape)).shape == (3, 10)
 
 
 # describe_model.

@@ -42,7 +42,8 @@ def _barcode_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def cnn_configs(input_shape, n_classes: int, n_convs, channels, batch_norms=(False,)) -> list[dict]:
+def cnn_configs(input_shape, n_classes: int, n_convs, channels, batch_norms=(False,),
+                head: str = "pool") -> list[dict]:
     """Build the ``"cnn"`` model configs of every (n_conv, channels, batch_norm) combination.
 
     Parameters
@@ -54,6 +55,8 @@ def cnn_configs(input_shape, n_classes: int, n_convs, channels, batch_norms=(Fal
         Numbers of convolution layers and channels per convolution.
     batch_norms : sequence of bool, default (False,)
         Whether each convolution is followed by batch norm.
+    head : {"pool", "flatten"}, default "pool"
+        Classifier of every config, as :func:`toscore.models.cnn` takes it.
 
     Returns
     -------
@@ -75,7 +78,7 @@ def cnn_configs(input_shape, n_classes: int, n_convs, channels, batch_norms=(Fal
     shape = tuple(int(size) for size in input_shape)
     return [
         dict(name="cnn", input_shape=shape, n_conv=int(depth), channels=int(width),
-             n_classes=int(n_classes), batch_norm=bool(norm))
+             n_classes=int(n_classes), batch_norm=bool(norm), head=head)
         for norm, depth, width in itertools.product(batch_norms, n_convs, channels)
     ]
 

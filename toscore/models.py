@@ -213,14 +213,14 @@ def cnn(
     channels: int,
     n_classes: int,
     batch_norm: bool = False,
+    head: str = "pool",
 ) -> nn.Module:
     """Plain convolutional network: ``n_conv`` 3x3 convolutions, then a linear classifier.
 
     Layer ``i`` (counted from 1) is ``conv(3, padding 1) -> [batch norm] -> ReLU``,
     with ``channels`` output channels. A 2x2 max pool (stride 2) follows every even
     layer ``i`` while every spatial size is still at least 2, and is left out
-    otherwise, so any input size is valid. Global average pooling and one linear layer
-    ``channels -> n_classes`` close the network.
+    otherwise, so any input size is valid. One linear layer closes the network.
 
     Parameters
     ----------
@@ -235,13 +235,19 @@ def cnn(
     batch_norm : bool, default False
         Insert batch norm after each convolution. The convolutions then have no bias,
         since the batch-norm shift takes its place.
+    head : {"pool", "flatten"}, default "pool"
+        ``"pool"``: global average pooling, then a linear layer ``channels ->
+        n_classes``. ``"flatten"``: the linear layer reads every position of the last
+        feature map, ``channels * S -> n_classes`` where ``S`` is its number of
+        positions, so that even a one-layer network can tell where a feature is.
 
     Returns
     -------
     nn.Module
         Maps ``(batch, *input_shape)`` to logits ``(batch, n_classes)``. The parameter
-        count is ``9 C c + c + (n_conv - 1)(9 c^2 + c) + c n_classes + n_classes`` for
-        2-D inputs without batch norm (``c = channels``; 3 instead of 9 for 1-D).
+        count is ``9 C c + c + (n_conv - 1)(9 c^2 + c) + c S n_classes + n_classes`` for
+        2-D inputs without batch norm (``c = channels``; ``S = 1`` with ``head="pool"``;
+        3 instead of 9 for 1-D).
     """
     input_shape = _check_input_shape(input_shape)
     _check_int("n_conv", n_conv)
@@ -249,6 +255,8 @@ def cnn(
     _check_int("n_classes", n_classes)
     if not isinstance(batch_norm, bool):
         raise ValueError(f"batch_norm must be True or False; got {batch_norm!r}")
+    if head not in ("pool", "flatten"):
+        raise ValueError(f"head must be 'pool' or 'flatten'; got {head!r}")
     types = _layer_types(input_shape)
 
     layers: list[nn.Module] = []
@@ -262,7 +270,10 @@ def cnn(
         if index % 2 == 0 and min(spatial) >= 2:
             layers.append(types["max_pool"](2))
             spatial = [size // 2 for size in spatial]
-    layers += [types["avg_pool"](1), nn.Flatten(), nn.Linear(channels, n_classes)]
+    if head == "pool":
+        layers += [types["avg_pool"](1), nn.Flatten(), nn.Linear(channels, n_classes)]
+    else:
+        layers += [nn.Flatten(), nn.Linear(channels * math.prod(spatial), n_classes)]
     return nn.Sequential(*layers)
 
 
