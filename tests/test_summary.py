@@ -148,6 +148,20 @@ def test_title_and_run_section_from_the_manifest(readme):
     assert "Example CPU; 2 cores; 2 torch threads; no CUDA device" in readme
 
 
+def test_summary_notebook_entry_is_left_out(tmp_path):
+    # The summary notebook's entry is from an earlier run when it reads the manifest.
+    stale = {"status": "completed", "wall_time_s": 5.0, "commit": "c" * 40, "dirty": False,
+             "date_utc": "2024-12-31T10:00:00+00:00"}
+    manifest = {**MANIFEST, "notebooks": {**MANIFEST["notebooks"], "06_summary": stale},
+                "total_wall_time_s": 185.0}
+    folder = _folder(tmp_path / "cpu", manifest=manifest)
+    text = summary.build_readme(summary.read_inputs(folder), "cpu")
+    assert text.splitlines()[0].startswith(
+        "# Results of the `cpu` profile, 2025-03-01 to 2025-03-02 (UTC)")
+    assert "cccccccccc" not in text and "| 06_summary |" not in text
+    assert "Total wall time: 180 s (0.05 h)." in text
+
+
 def test_tables_are_listed_with_their_sizes(readme):
     assert ("- [barcodes/e1_segments.csv](barcodes/e1_segments.csv): 5 rows; columns birth"
             in readme)

@@ -49,6 +49,7 @@ __all__ = [
 FIGURES_FILE = "figures.json"
 OBSERVATIONS_FILE = "observations.json"
 MANIFEST_FILE = "MANIFEST.json"
+SUMMARY_NOTEBOOK = "06_summary"  # the notebook that calls write_summary
 README_FILE = "README.md"
 COMMITTED_PROFILE = "cpu"
 
@@ -143,6 +144,9 @@ def _csv_files(folder: Path) -> list[Path]:
 def read_inputs(folder: str | Path) -> SummaryInputs:
     """Read the figure and observation records, the manifest and every CSV of a folder.
 
+    The manifest's entry for the summary notebook itself is left out: when the notebook
+    reads it, that entry still describes an earlier run.
+
     Parameters
     ----------
     folder : str or Path
@@ -167,6 +171,16 @@ def read_inputs(folder: str | Path) -> SummaryInputs:
                 f"{folder / name} must hold a JSON object; got {type(content).__name__}"
             )
         records[name] = content
+    manifest = records[MANIFEST_FILE]
+    if manifest and isinstance(manifest.get("notebooks"), dict):
+        # The summary notebook reads the manifest while it runs, so its own entry there
+        # describes an earlier run; its commit and time do not belong to these results.
+        notebooks = {stem: entry for stem, entry in manifest["notebooks"].items()
+                     if stem != SUMMARY_NOTEBOOK}
+        if len(notebooks) < len(manifest["notebooks"]):
+            total = sum(float(entry.get("wall_time_s") or 0.0) for entry in notebooks.values())
+            manifest = {**manifest, "notebooks": notebooks, "total_wall_time_s": total}
+        records[MANIFEST_FILE] = manifest
     tables = []
     for path in _csv_files(folder):
         entry = {"path": path.relative_to(folder).as_posix(), "rows": None, "columns": [],
