@@ -76,7 +76,17 @@ def _shape(dataset: str, layout: str) -> tuple[tuple[int, ...], int]:
     return info["input_shape"], info["n_classes"]
 
 
-def work_e2(profile: dict) -> list[tuple[str, float, float]]:
+def _work(label: str, config: dict, profile: dict, n_train: int, *, epochs: int | None = None,
+          path_minima: int | None = None, path_examples: int | None = None) -> tuple:
+    """``(label, training FLOPs, path FLOPs)`` of one model config under a profile."""
+    flops = forward_flops(config)
+    epochs = profile["epochs"] if epochs is None else epochs
+    path_minima = path_minima or profile["n_minima"]
+    return (label, training_flops(flops, profile["n_minima"], epochs, n_train),
+            path_flops(flops, path_minima, path_examples or n_train, profile))
+
+
+def work_e2(profile: dict) -> list[tuple]:
     rows = []
     for dataset in profile["datasets"]:
         (dim,), n_classes = _shape(dataset, "flat")
@@ -85,54 +95,40 @@ def work_e2(profile: dict) -> list[tuple[str, float, float]]:
             for width in profile["widths"]:
                 config = dict(name="mlp", input_dim=dim, depth=depth, width=width,
                               n_classes=n_classes)
-                flops = forward_flops(config)
-                rows.append((f"{dataset} mlp {depth}x{width}",
-                             training_flops(flops, profile["n_minima"], profile["epochs"], n_train),
-                             path_flops(flops, profile["n_minima"], n_train, profile)))
+                rows.append(_work(f"{dataset} mlp {depth}x{width}", config, profile, n_train))
     return rows
 
 
-def work_e3(profile: dict) -> list[tuple[str, float, float]]:
+def work_e3(profile: dict) -> list[tuple]:
     shape, n_classes = _shape(profile["dataset"], "channels_first")
     n_train = _n_train(profile["dataset"], profile["n_train"])
-    rows = []
     configs = cnn_configs(shape, n_classes, profile["n_convs"], profile["channels"],
                           profile["batch_norms"], head=profile.get("head", "flatten"))
-    for config in configs:
-        flops = forward_flops(config)
-        rows.append((f"cnn {config['n_conv']}x{config['channels']} bn={config['batch_norm']}",
-                     training_flops(flops, profile["n_minima"], profile["epochs"], n_train),
-                     path_flops(flops, profile["n_minima"], n_train, profile)))
-    return rows
+    return [_work(f"cnn {c['n_conv']}x{c['channels']} bn={c['batch_norm']}", c, profile, n_train)
+            for c in configs]
 
 
-def work_e4(profile: dict) -> list[tuple[str, float, float]]:
+def work_e4(profile: dict) -> list[tuple]:
     shape, n_classes = _shape(profile["dataset"], "channels_first")
     n_train = _n_train(profile["dataset"], profile["n_train"])
-    rows = []
-    for role in ("small_model", "large_model"):
-        flops = forward_flops(complete_config(profile[role], shape, n_classes))
-        rows.append((profile[role]["name"],
-                     training_flops(flops, profile["n_minima"], profile["epochs"], n_train),
-                     path_flops(flops, profile["n_minima"], n_train, profile)))
-    return rows
+    return [_work(profile[role]["name"], complete_config(profile[role], shape, n_classes),
+                  profile, n_train)
+            for role in ("small_model", "large_model")]
 
 
-def work_e5(profile: dict) -> list[tuple[str, float, float]]:
+def work_e5(profile: dict) -> list[tuple]:
     rows = []
     for dataset in profile["datasets"]:
         shape, n_classes = _shape(dataset, "channels_first")
         n_train = _n_train(dataset, profile["n_train"])
-        n_path = min(profile.get("path_examples") or n_train, n_train)
         for depth in profile["depths"]:
             config = dict(name=profile["model"], input_shape=shape, depth=depth,
                           width=profile["width"], n_classes=n_classes)
-            flops = forward_flops(config)
-            epochs = profile["type1_epochs"] + profile["type2_epochs"]
-            # One joint barcode of both groups' minima.
-            rows.append((f"{dataset} {profile['model']}-{depth}",
-                         training_flops(flops, profile["n_minima"], epochs, n_train),
-                         path_flops(flops, 2 * profile["n_minima"], n_path, profile)))
+            # Both groups are trained, then one joint barcode covers all their minima.
+            rows.append(_work(f"{dataset} {profile['model']}-{depth}", config, profile, n_train,
+                              epochs=profile["type1_epochs"] + profile["type2_epochs"],
+                              path_minima=2 * profile["n_minima"],
+                              path_examples=min(profile.get("path_examples") or n_train, n_train)))
     return rows
 
 

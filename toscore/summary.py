@@ -173,8 +173,8 @@ def read_inputs(folder: str | Path) -> SummaryInputs:
         records[name] = content
     manifest = records[MANIFEST_FILE]
     if manifest and isinstance(manifest.get("notebooks"), dict):
-        # The summary notebook reads the manifest while it runs, so its own entry there
-        # describes an earlier run; its commit and time do not belong to these results.
+        # The summary notebook reads the manifest while it runs. Its own entry there
+        # describes an earlier run, whose commit and time do not belong to these results.
         notebooks = {stem: entry for stem, entry in manifest["notebooks"].items()
                      if stem != SUMMARY_NOTEBOOK}
         if len(notebooks) < len(manifest["notebooks"]):
