@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-__all__ = ["plot_barcode", "plot_score_trends", "save_figure"]
+__all__ = ["plot_barcode", "plot_score_trends", "remove_figures", "save_figure"]
 
 
 def save_figure(figure, directory, name: str) -> list[Path]:
@@ -30,6 +30,25 @@ def save_figure(figure, directory, name: str) -> list[Path]:
         written.append(path)
     plt.close(figure)
     return written
+
+
+def remove_figures(directory, prefix: str) -> list[Path]:
+    """Delete the figures (``.png`` and ``.pdf``) whose names start with ``prefix``.
+
+    A notebook that names one figure per configuration calls it before drawing them, so
+    that configurations dropped from a profile leave no figure behind. Other files, and
+    a missing directory, are left alone. Returns the deleted paths.
+    """
+    directory = Path(directory)
+    if not prefix:
+        raise ValueError("prefix must not be empty; it would delete every figure")
+    if not directory.is_dir():
+        return []
+    removed = sorted(path for suffix in ("png", "pdf")
+                     for path in directory.glob(f"{prefix}*.{suffix}") if path.is_file())
+    for path in removed:
+        path.unlink()
+    return removed
 
 
 def plot_barcode(segments: pd.DataFrame, *, title: str = "", ax=None):
