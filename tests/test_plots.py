@@ -15,7 +15,7 @@ def test_save_figure_writes_png_and_pdf(tmp_path):
     written = plots.save_figure(figure, tmp_path / "new", "e2_trend")
     assert [path.name for path in written] == ["e2_trend.png", "e2_trend.pdf"]
     assert all(path.stat().st_size > 0 for path in written)
-    assert not plt.get_fignums()  # the figure was closed
+    assert not plt.fignum_exists(figure.number)  # the figure was closed
 
 
 def test_remove_figures_by_prefix(tmp_path):
