@@ -256,3 +256,43 @@ def test_divergence_of_one_network_leaves_others_untouched():
     assert result.table["diverged_step"].tolist() == [-1, 0]
     torch.testing.assert_close(result.parameters[0], reference.parameters[0], rtol=0, atol=0)
     assert result.finite.tolist() == [True, False]
+
+
+# Minima records: saving and the networks a barcode keeps.
+
+
+def _records(diverged, groups=None):
+    from toscore.minima import Minima
+
+    table = pd.DataFrame({"seed": range(10, 10 + len(diverged)), "diverged": diverged,
+                          "train_loss": np.linspace(0.1, 0.5, len(diverged))})
+    if groups is not None:
+        table.insert(0, "group", groups)
+    return Minima(parameters=torch.arange(len(diverged) * 3.0).reshape(-1, 3), table=table)
+
+
+def test_to_arrays_loads_without_pickle(tmp_path):
+    minima = _records([False, False], groups=["type 1", "type 2"])
+    np.savez(tmp_path / "minima.npz", **minima.to_arrays())
+    with np.load(tmp_path / "minima.npz", allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    loaded = type(minima).from_arrays(arrays)
+    assert loaded.table["group"].tolist() == ["type 1", "type 2"]
+    assert loaded.table["seed"].tolist() == [10, 11]
+    assert torch.equal(loaded.parameters, minima.parameters)
+
+
+def test_barcode_indices_skip_diverged(caplog):
+    minima = _records([False, True, False, True], groups=["a", "a", "b", "b"])
+    with caplog.at_level("WARNING", logger="toscore"):
+        indices = minima.barcode_indices()
+    assert indices.tolist() == [0, 2]
+    assert "2 of 4 minima diverged" in caplog.text
+    assert "{'group': 'a', 'seed': 11}" in caplog.text
+    assert "{'group': 'b', 'seed': 13}" in caplog.text
+
+
+def test_barcode_indices_need_two():
+    assert _records([False, False]).barcode_indices().tolist() == [0, 1]
+    with pytest.raises(RuntimeError, match="only 1 of 3 minima trained without diverging"):
+        _records([True, False, True]).barcode_indices()

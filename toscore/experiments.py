@@ -123,14 +123,7 @@ def barcode_of_config(
             store.save("minima", minima_key, minima.to_arrays())
     trained = time.perf_counter()
 
-    kept = np.flatnonzero(minima.finite.numpy())
-    if len(kept) < len(seeds):
-        logger.warning("%d of %d minima diverged and are excluded from the barcode (seeds %s)",
-                       len(seeds) - len(kept), len(seeds),
-                       [seeds[i] for i in sorted(set(range(len(seeds))) - set(kept.tolist()))])
-    if len(kept) < 2:
-        raise RuntimeError(f"only {len(kept)} of {len(seeds)} minima trained without diverging; "
-                           "a barcode needs at least two (lower the learning rate?)")
+    kept = minima.barcode_indices()
 
     barcode_key = store.key("barcode", minima=minima_key, paths=paths, weight_decay=weight_decay,
                             kept=kept.tolist()) if store else None

@@ -473,19 +473,9 @@ def run_generalization(
                               progress=progress, **train)
         seconds["training"] = time.perf_counter() - started
         if store:
-            # The group names form an object column, which np.load without pickle rejects.
-            arrays = {name: (values.astype(str) if values.dtype == object else values)
-                      for name, values in minima.to_arrays().items()}
-            store.save("group_minima", minima_key, arrays)
+            store.save("group_minima", minima_key, minima.to_arrays())
 
-    kept = np.flatnonzero(minima.finite.numpy())
-    if len(kept) < len(minima.table):
-        dropped = minima.table.loc[~minima.table.index.isin(kept), ["group", "seed"]]
-        logger.warning("%d minima diverged and are left out of the barcode: %s", len(dropped),
-                       dropped.to_dict("records"))
-    if len(kept) < 2:
-        raise RuntimeError(f"only {len(kept)} of {len(minima.table)} minima trained without "
-                           "diverging; a barcode needs at least two (lower the learning rate?)")
+    kept = minima.barcode_indices()
 
     subset_seed = int(train.get("data_seed", 0))
     barcode_key = store.key("barcode", minima=minima_key, paths=dict(paths),

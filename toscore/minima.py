@@ -41,7 +41,10 @@ class Minima:
         """Named arrays for :class:`toscore.artifacts.ArtifactStore`; see :meth:`from_arrays`."""
         arrays = {"parameters": self.parameters.detach().cpu().numpy()}
         for column in self.table.columns:
-            arrays[f"table.{column}"] = self.table[column].to_numpy()
+            values = self.table[column].to_numpy()
+            # Text columns (such as a group name) are object arrays, which np.load rejects
+            # without pickle, so they are saved as fixed-width strings.
+            arrays[f"table.{column}"] = values.astype(str) if values.dtype == object else values
         return arrays
 
     @classmethod
@@ -55,6 +58,29 @@ class Minima:
     def finite(self) -> torch.Tensor:
         """Boolean mask ``(N,)`` of the networks that did not diverge."""
         return torch.as_tensor(~self.table["diverged"].to_numpy(dtype=bool))
+
+    def barcode_indices(self) -> np.ndarray:
+        """Return the indices of the networks that did not diverge, for a barcode.
+
+        Logs a warning that names the diverged networks by their ``group`` (when the table
+        has one) and ``seed``.
+
+        Raises
+        ------
+        RuntimeError
+            If fewer than two networks trained without diverging.
+        """
+        indices = np.flatnonzero(self.finite.numpy())
+        total = len(self.table)
+        if len(indices) < total:
+            labels = [column for column in ("group", "seed") if column in self.table.columns]
+            dropped = self.table.drop(index=self.table.index[indices])[labels]
+            logger.warning("%d of %d minima diverged and are left out of the barcode: %s",
+                           total - len(indices), total, dropped.to_dict("records"))
+        if len(indices) < 2:
+            raise RuntimeError(f"only {len(indices)} of {total} minima trained without diverging; "
+                               "a barcode needs at least two (lower the learning rate?)")
+        return indices
 
     parameters: torch.Tensor
     table: pd.DataFrame
