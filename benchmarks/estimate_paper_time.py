@@ -39,7 +39,7 @@ PROFILES = Path(__file__).resolve().parents[1] / "notebooks" / "profiles"
 
 
 def forward_flops(config: dict) -> float:
-    """Forward FLOPs of one example (matrix products and convolutions only)."""
+    """Count the forward FLOPs of one example (matrix products and convolutions only)."""
     shape = tuple(config["input_shape"]) if "input_shape" in config else (config["input_dim"],)
     with torch.device("meta"):
         model = toscore.build_model(config).eval()
@@ -54,7 +54,7 @@ def training_flops(flops: float, n_minima: int, epochs: int, n_train: int) -> fl
 
 
 def path_flops(flops: float, n_minima: int, n_examples: int, settings: dict) -> float:
-    """Work of NEB on every pair (``pair_selection="all"``), dense re-evaluation included."""
+    """Count the FLOPs of NEB on every pair (``pair_selection="all"``), dense re-evaluation too."""
     pairs = n_minima * (n_minima - 1) / 2
     n_points, n_insertions = settings["n_points"], settings["n_insertions"]
     total = 0.0
@@ -78,7 +78,7 @@ def _shape(dataset: str, layout: str) -> tuple[tuple[int, ...], int]:
 
 def _work(label: str, config: dict, profile: dict, n_train: int, *, epochs: int | None = None,
           path_minima: int | None = None, path_examples: int | None = None) -> tuple:
-    """``(label, training FLOPs, path FLOPs)`` of one model config under a profile."""
+    """Return ``(label, training FLOPs, path FLOPs)`` of one model config under a profile."""
     flops = forward_flops(config)
     epochs = profile["epochs"] if epochs is None else epochs
     path_minima = path_minima or profile["n_minima"]

@@ -247,8 +247,8 @@ def test_cnn_parameter_count(batch_norm, input_shape, kernel, n_conv):
     assert count_parameters(build_model(config)) == expected
 
 
-# Flatten head: the last feature map has 8x8 positions after one layer, 4x4 after two
-# (one pool) and 2x2 after four (two pools); 40, 20 and 10 positions in 1-D.
+# Flatten head: on 8x8 inputs the last feature map has 8x8 positions after one layer, 4x4
+# after two (one pool) and 2x2 after four (two pools). In 1-D it has 40, 20 and 10.
 @pytest.mark.parametrize("batch_norm", [False, True])
 @pytest.mark.parametrize("input_shape, kernel, positions", [
     ((1, 8, 8), 9, {1: 64, 2: 16, 4: 4}), ((1, 40), 3, {1: 40, 2: 20, 4: 10})])

@@ -30,5 +30,5 @@ def test_remove_figures_by_prefix(tmp_path):
 
 def test_remove_figures_missing_folder_and_empty_prefix(tmp_path):
     assert plots.remove_figures(tmp_path / "absent", "e2_") == []
-    with pytest.raises(ValueError, match="prefix must not be empty"):
+    with pytest.raises(ValueError, match="invalid prefix ''"):
         plots.remove_figures(tmp_path, "")

@@ -41,7 +41,8 @@ def remove_figures(directory, prefix: str) -> list[Path]:
     """
     directory = Path(directory)
     if not prefix:
-        raise ValueError("prefix must not be empty; it would delete every figure")
+        raise ValueError("invalid prefix '': an empty prefix would delete every figure; "
+                         "pass the figures' common prefix, such as 'e2_'")
     if not directory.is_dir():
         return []
     removed = sorted(path for suffix in ("png", "pdf")
